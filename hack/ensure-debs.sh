@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install Debian's postgresql and redis-server when their binaries are missing.
+# Tests start their own servers from these binaries; no system service is used.
+set -euo pipefail
+have_pg() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }
+have_redis() { command -v redis-server >/dev/null 2>&1; }
+pkgs=()
+have_pg || pkgs+=(postgresql)
+have_redis || pkgs+=(redis-server)
+if [ "${#pkgs[@]}" -eq 0 ]; then
+  exit 0
+fi
+echo ">> installing Debian packages: ${pkgs[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+# Keep apt from starting system-wide services: the tests run their own servers.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+  $sudo chmod +x /usr/sbin/policy-rc.d
+  trap '$sudo rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+echo ">> installed ${pkgs[*]}"

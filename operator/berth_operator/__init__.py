@@ -1,0 +1,1 @@
+"""Berth's Kubernetes operator: custom resources reconciled into runtime objects."""
