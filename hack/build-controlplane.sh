@@ -6,14 +6,14 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache_root="${BERTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth}"
-key="$(cat "$here/controlplane/go.mod" "$here/controlplane/go.sum" "$here/kwok/go.mod" "$here/kwok/go.sum" \
-        "$here/controlplane/cmd/etcd/main.go" | sha256sum | cut -c1-12)"
+key="$(cd "$here" && cat controlplane/go.mod controlplane/go.sum kwok/go.mod kwok/go.sum \
+        $(find controlplane kwok -name '*.go' | sort) | sha256sum | cut -c1-12)"
 k8s_version="$(awk '$1=="k8s.io/kubernetes" {print $2; exit}' "$here/controlplane/go.mod")"
 bin="$cache_root/controlplane-$k8s_version-$key/bin"
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwok-stages.yaml)
 
 missing=()
-for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || missing+=("$b"); done
+for b in "${binaries[@]}"; do [ -s "$bin/$b" ] || missing+=("$b"); done
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "$bin"
   exit 0
@@ -29,6 +29,7 @@ for b in "${missing[@]}"; do
   case "$b" in
     etcd) (cd "$here/controlplane" && go build -trimpath -ldflags='-s -w' -o "$bin/.etcd.tmp" ./cmd/etcd) ;;
     kwok) (cd "$here/kwok" && go build -trimpath -ldflags='-s -w' -o "$bin/.kwok.tmp" sigs.k8s.io/kwok/cmd/kwok) ;;
+    kwok-stages.yaml) (cd "$here/kwok" && go run ./cmd/kwok-stages > "$bin/.$b.tmp") ;;
     *) (cd "$here/controlplane" && go build -trimpath -ldflags='-s -w' -o "$bin/.$b.tmp" "k8s.io/kubernetes/cmd/$b") ;;
   esac
   mv "$bin/.$b.tmp" "$bin/$b"

@@ -26,7 +26,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -81,10 +83,25 @@ def postgres_server() -> Iterator[Server]:
     if os.geteuid() == 0:
         # initdb refuses to run as root; hand the directory to an unprivileged user.
         os.chmod(workdir, 0o777)
-        run_as = ["runuser", "-u", "postgres", "--"] if _has_user("postgres") else ["runuser", "-u", "nobody", "--"]
+        run_as = (
+            ["runuser", "-u", "postgres", "--"]
+            if _has_user("postgres")
+            else ["runuser", "-u", "nobody", "--"]
+        )
         shutil.chown(workdir, user=run_as[2])
     subprocess.run(
-        [*run_as, _pg_bin("initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8", "--no-sync"],
+        [
+            *run_as,
+            _pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            user,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
         env=env,
@@ -92,9 +109,24 @@ def postgres_server() -> Iterator[Server]:
     port = free_port()
     proc = subprocess.Popen(
         [
-            *run_as, _pg_bin("postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
-            "-k", str(workdir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off", "-c", "max_connections=300",
+            *run_as,
+            _pg_bin("postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(workdir),
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
         ],
         stdout=subprocess.DEVNULL,
         stderr=open(workdir / "postgres.log", "wb"),  # noqa: SIM115 - lives as long as the server
@@ -137,13 +169,26 @@ def redis_server() -> Iterator[Server]:
     """Run a throwaway redis-server without persistence; yields its URI."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RuntimeError("redis-server not found: run `make install` (installs Debian's redis-server)")
+        raise RuntimeError(
+            "redis-server not found: run `make install` (installs Debian's redis-server)"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="berth-redis-"))
     port = free_port()
     proc = subprocess.Popen(
         [
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(workdir), "--daemonize", "no",
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--daemonize",
+            "no",
         ],
         stdout=open(workdir / "redis.log", "wb"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
