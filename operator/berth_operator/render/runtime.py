@@ -1,0 +1,279 @@
+"""The agent server itself: ServiceAccount, config, Deployments, Service, PDBs, HPA.
+
+Runtime Pod contract (berth-runtime): ``berth-runtime serve|api|worker --config
+/app/config/langgraph.json``, env ``DATABASE_URI``/``REDIS_URI`` from Secrets,
+``N_JOBS_PER_WORKER``, ``PORT``; readiness and liveness ``GET /ok`` on the port.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from berth_operator.api.agentdeployment import AgentDeploymentSpec
+from berth_operator.render.meta import (
+    CONFIG_HASH,
+    Subject,
+    metadata,
+    pod_labels,
+    prune_none,
+    selector_labels,
+)
+from berth_operator.render.names import ChildNames
+
+CONFIG_DIR = "/app/config"
+CONFIG_FILE = "langgraph.json"
+CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_FILE}"
+Role = Literal["serve", "api", "worker"]
+
+
+@dataclass(frozen=True)
+class SecretKey:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """Where the runtime Pods get their connection strings and config from."""
+
+    database: SecretKey
+    redis: SecretKey
+    config_map: str
+    config_key: str
+    config_hash: str
+
+
+def langgraph_json(spec: AgentDeploymentSpec) -> str | None:
+    """The inline `langgraph.json`, serialized stably (None when a ConfigMap holds it)."""
+    inline = spec.graphs.inline
+    if inline is None:
+        return None
+    return json.dumps(inline.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def service_account(subject: Subject, names: ChildNames) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(subject, names.service_account, "server"),
+    }
+
+
+def config_map(subject: Subject, names: ChildNames, content: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(subject, names.config, "config"),
+        "data": {CONFIG_FILE: content},
+    }
+
+
+def _env(spec: AgentDeploymentSpec, wiring: Wiring, role: Role) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {
+            "name": "DATABASE_URI",
+            "valueFrom": {
+                "secretKeyRef": {"name": wiring.database.name, "key": wiring.database.key}
+            },
+        },
+        {
+            "name": "REDIS_URI",
+            "valueFrom": {"secretKeyRef": {"name": wiring.redis.name, "key": wiring.redis.key}},
+        },
+        {"name": "PORT", "value": str(spec.server.port)},
+    ]
+    if role != "api":
+        env.append({"name": "N_JOBS_PER_WORKER", "value": str(spec.workers.jobs_per_worker)})
+    env.extend(e.wire() for e in spec.env or ())
+    return env
+
+
+def _env_from(spec: AgentDeploymentSpec) -> list[dict[str, Any]]:
+    out = [e.wire() for e in spec.env_from or ()]
+    out.extend({"secretRef": {"name": s.name}} for s in spec.secret_refs or ())
+    return out
+
+
+def _probe(initial_delay: int, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": "/ok", "port": "http"},
+        "initialDelaySeconds": initial_delay,
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 3,
+    }
+
+
+def pod_template(
+    subject: Subject,
+    spec: AgentDeploymentSpec,
+    names: ChildNames,
+    wiring: Wiring,
+    role: Role,
+) -> dict[str, Any]:
+    """The Pod template of a runtime Deployment for one role."""
+    component = "worker" if role == "worker" else "server"
+    resources = (spec.workers.resources if role == "worker" else spec.server.resources) or None
+    pod = spec.pod
+    container: dict[str, Any] = {
+        "name": "runtime",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": ["berth-runtime"],
+        "args": [role, "--config", CONFIG_PATH],
+        "ports": [{"name": "http", "containerPort": spec.server.port, "protocol": "TCP"}],
+        "env": _env(spec, wiring, role),
+        "envFrom": _env_from(spec) or None,
+        "resources": resources.wire() if resources else None,
+        "readinessProbe": _probe(initial_delay=2, period=5, failures=3),
+        "livenessProbe": _probe(initial_delay=10, period=10, failures=6),
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "securityContext": pod.container_security_context if pod else None,
+    }
+    labels = {**((pod.labels if pod else None) or {}), **pod_labels(subject, component)}
+    annotations = {**((pod.annotations if pod else None) or {}), CONFIG_HASH: wiring.config_hash}
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": (pod.service_account_name if pod else None) or names.service_account,
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "config",
+                "configMap": {
+                    "name": wiring.config_map,
+                    "items": [{"key": wiring.config_key, "path": CONFIG_FILE}],
+                },
+            }
+        ],
+    }
+    if pod is not None:
+        pod_spec.update(
+            {
+                "nodeSelector": pod.node_selector,
+                "tolerations": [t.wire() for t in pod.tolerations] if pod.tolerations else None,
+                "affinity": pod.affinity,
+                "securityContext": pod.security_context,
+                "imagePullSecrets": [s.wire() for s in pod.image_pull_secrets]
+                if pod.image_pull_secrets
+                else None,
+            }
+        )
+    template: dict[str, Any] = prune_none(
+        {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec}
+    )
+    return template
+
+
+def deployment(
+    subject: Subject,
+    spec: AgentDeploymentSpec,
+    names: ChildNames,
+    wiring: Wiring,
+    role: Role,
+) -> dict[str, Any]:
+    """The server (``serve``/``api``) or worker Deployment; no replicas when an HPA owns them."""
+    component = "worker" if role == "worker" else "server"
+    name = names.worker if role == "worker" else names.server
+    if role == "worker":
+        replicas = None if spec.hpa_owns_workers else spec.workers.replicas
+    else:
+        replicas = None if spec.hpa_owns_server else spec.server.replicas
+    body: dict[str, Any] = {
+        "replicas": replicas,
+        "selector": {"matchLabels": selector_labels(subject, component)},
+        "template": pod_template(subject, spec, names, wiring, role),
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(subject, name, component),
+        "spec": prune_none(body),
+    }
+
+
+def service(subject: Subject, spec: AgentDeploymentSpec, names: ChildNames) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(
+            subject, names.service, "server", annotations=spec.service.annotations
+        ),
+        "spec": {
+            "type": spec.service.type,
+            "selector": selector_labels(subject, "server"),
+            "ports": [
+                {"name": "http", "port": spec.service.port, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def pod_disruption_budget(subject: Subject, names: ChildNames, component: str) -> dict[str, Any]:
+    """At most one Pod of the component voluntarily evicted at a time."""
+    name = names.worker if component == "worker" else names.server
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": metadata(subject, name, component),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(subject, component)},
+        },
+    }
+
+
+def horizontal_pod_autoscaler(
+    subject: Subject, spec: AgentDeploymentSpec, names: ChildNames
+) -> dict[str, Any] | None:
+    a = spec.autoscaling
+    if a is None or not a.enabled:
+        return None
+    target = names.worker if a.target == "Workers" else names.server
+    component = "worker" if a.target == "Workers" else "server"
+    metrics: list[dict[str, Any]] = []
+    if a.target_cpu_utilization_percentage is not None:
+        metrics.append(
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": a.target_cpu_utilization_percentage,
+                    },
+                },
+            }
+        )
+    if a.queue_depth is not None:
+        metrics.append(
+            {
+                "type": "External",
+                "external": {
+                    "metric": {
+                        "name": a.queue_depth.metric_name,
+                        "selector": {
+                            "matchLabels": {
+                                "namespace": subject.namespace,
+                                "agentdeployment": subject.name,
+                            }
+                        },
+                    },
+                    "target": {
+                        "type": "AverageValue",
+                        "averageValue": str(a.queue_depth.target_pending_runs_per_replica),
+                    },
+                },
+            }
+        )
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata(subject, names.hpa, component),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": a.min_replicas,
+            "maxReplicas": a.max_replicas,
+            "metrics": metrics,
+        },
+    }
