@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource, with the Agent Server's paths and semantics."""

@@ -1,0 +1,286 @@
+"""Run routes: create (background, wait, stream), list, get, join, join-stream, cancel, delete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from berth_runtime.api.common import json_response, paging_headers, parse_uuid, row_json, rt_of
+from berth_runtime.auth.authorize import authorize, visible
+from berth_runtime.context import Runtime
+from berth_runtime.db import q
+from berth_runtime.models import (
+    TERMINAL,
+    RunCreateStateful,
+    RunCreateStateless,
+    RunsCancel,
+    RunStatus,
+    _RunCreate,
+)
+from berth_runtime.queue.cancel import cancel_run as _cancel
+from berth_runtime.queue.enqueue import create_run
+from berth_runtime.serde import dumps_bytes
+from berth_runtime.streams.reader import (
+    check_stream_id,
+    run_events,
+    sse_response,
+    wait_until_done,
+)
+from berth_runtime.streams.sse import format_sse
+
+router = APIRouter(tags=["runs"])
+
+
+async def _create(request: Request, body: _RunCreate, thread_id: str | None) -> dict[str, Any]:
+    """Authorize as `threads.create_run` (the handler may edit the run's metadata), then create."""
+    value: dict[str, Any] = {
+        "thread_id": thread_id,
+        "assistant_id": body.assistant_id,
+        "metadata": body.metadata,
+        "multitask_strategy": getattr(body, "multitask_strategy", None),
+        "if_not_exists": getattr(body, "if_not_exists", None),
+        "after_seconds": body.after_seconds,
+        "kwargs": {"input": body.input, "config": body.config, "context": body.context},
+    }
+    filters = await authorize(request, "threads", "create_run", value)
+    body.metadata = value["metadata"]
+    if thread_id is not None and filters:
+        async with rt_of(request).pool.connection() as conn:
+            row = await q.fetchone(conn, "get_thread", thread_id=parse_uuid(thread_id, "thread_id"))
+        if row is not None and not visible(row["metadata"], filters):
+            raise HTTPException(404, f"Thread '{thread_id}' not found")
+    return await create_run(rt_of(request), body, thread_id)
+
+
+def run_json(run: dict[str, Any]) -> dict[str, Any]:
+    return row_json(run)
+
+
+def _locations(run: dict[str, Any], tail: str) -> dict[str, str]:
+    base = f"/threads/{run['thread_id']}/runs/{run['run_id']}"
+    return {"Location": f"{base}/{tail}", "Content-Location": base}
+
+
+async def _thread_visible(request: Request, thread_id: Any, action: str) -> bool:
+    """Runs are authorized as actions on their thread (temporary threads have no owner)."""
+    async with rt_of(request).pool.connection() as conn:
+        row = await q.fetchone(conn, "get_thread", thread_id=thread_id)
+    if row is None or row["temporary"]:
+        return True
+    value = {"thread_id": row["thread_id"], "metadata": dict(row["metadata"])}
+    return visible(row["metadata"], await authorize(request, "threads", action, value))
+
+
+async def _get_run(
+    rt: Runtime, thread_id: str, run_id: str, request: Request, action: str = "read"
+) -> dict[str, Any]:
+    tid, rid = parse_uuid(thread_id, "thread_id"), parse_uuid(run_id, "run_id")
+    async with rt.pool.connection() as conn:
+        row = await q.fetchone(conn, "get_run", run_id=rid, thread_id=tid)
+    if row is None or not await _thread_visible(request, tid, action):
+        raise HTTPException(404, f"Run '{run_id}' not found")
+    return dict(row)
+
+
+class _NewRunStream:
+    """The SSE body of a just-created run; cancels the run if the client leaves early and
+    asked for `on_disconnect=cancel` (the default is to let the run continue)."""
+
+    def __init__(self, rt: Runtime, run: dict[str, Any], body: _RunCreate) -> None:
+        self.rt, self.run, self.body = rt, run, body
+        self.finished = False
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        run_id = str(self.run["run_id"])
+        yield format_sse("metadata", dumps_bytes({"run_id": run_id, "attempt": 1}))
+        async for frame in run_events(self.rt, run_id, None, None):
+            yield frame
+        self.finished = True
+
+    async def on_client_close(self, _message: Any) -> None:
+        if not self.finished and self.body.on_disconnect == "cancel":
+            await _cancel(self.rt, self.run, "interrupt")
+
+    def response(self) -> Response:
+        return sse_response(
+            self.rt, self.frames(), _locations(self.run, "stream"), self.on_client_close
+        )
+
+
+@router.post("/threads/{thread_id}/runs")
+async def create_background_run(
+    thread_id: str, body: RunCreateStateful, request: Request
+) -> Response:
+
+    run = await _create(request, body, thread_id)
+    return json_response(
+        run_json(run), headers={"Content-Location": _locations(run, "")["Content-Location"]}
+    )
+
+
+@router.post("/threads/{thread_id}/runs/stream")
+async def create_stream_run(thread_id: str, body: RunCreateStateful, request: Request) -> Response:
+    rt = rt_of(request)
+    run = await _create(request, body, thread_id)
+    return _NewRunStream(rt, run, body).response()
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def create_wait_run(thread_id: str, body: RunCreateStateful, request: Request) -> Response:
+    rt = rt_of(request)
+    run = await _create(request, body, thread_id)
+    final = await wait_until_done(rt, str(run["run_id"]))
+    return json_response((final or {}).get("result") or {}, headers=_locations(run, "join"))
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(
+    thread_id: str,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status: RunStatus | None = None,
+) -> Response:
+    rt = rt_of(request)
+    tid = parse_uuid(thread_id, "thread_id")
+    async with rt.pool.connection() as conn:
+        exists = await q.fetchone(conn, "thread_exists", thread_id=tid) is not None
+    if not exists or not await _thread_visible(request, tid, "read"):
+        raise HTTPException(404, f"Thread '{thread_id}' not found")
+    async with rt.pool.connection() as conn:
+        rows = await q.fetchall(
+            conn, "list_runs", thread_id=tid, status=status, limit=limit, offset=offset
+        )
+    total = int(rows[0]["total"]) if rows else 0
+    return json_response(
+        [run_json(dict(r)) for r in rows], headers=paging_headers(total, offset, len(rows))
+    )
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_run(thread_id: str, run_id: str, request: Request) -> Response:
+    return json_response(run_json(await _get_run(rt_of(request), thread_id, run_id, request)))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}")
+async def delete_run(thread_id: str, run_id: str, request: Request) -> Response:
+    rt = rt_of(request)
+    run = await _get_run(rt, thread_id, run_id, request, "delete")
+    async with rt.pool.connection() as conn:
+        gone = await q.fetchone(
+            conn, "delete_finished_run", run_id=run["run_id"], thread_id=run["thread_id"]
+        )
+    if gone is None:
+        raise HTTPException(409, f"Run {run_id} is {run['status']}: cancel it before deleting it")
+    return json_response(None)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(thread_id: str, run_id: str, request: Request) -> Response:
+    rt = rt_of(request)
+    run = await _get_run(rt, thread_id, run_id, request, "read")
+    if run["status"] in TERMINAL:
+        return json_response(run["result"] or {})
+    final = await wait_until_done(rt, str(run["run_id"]))
+    return json_response((final or {}).get("result") or {})
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_run_stream(
+    thread_id: str,
+    run_id: str,
+    request: Request,
+    stream_mode: Annotated[list[str] | None, Query()] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> Response:
+    rt = rt_of(request)
+    run = await _get_run(rt, thread_id, run_id, request, "read")
+    modes = [m for m in stream_mode or [] if m] or None
+    check_stream_id(last_event_id)
+    return sse_response(
+        rt, run_events(rt, str(run["run_id"]), last_event_id, modes), _locations(run, "stream")
+    )
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    thread_id: str,
+    run_id: str,
+    request: Request,
+    wait: bool = False,
+    action: str = "interrupt",
+) -> Response:
+    rt = rt_of(request)
+    if action not in ("interrupt", "rollback"):
+        raise HTTPException(422, f"action must be 'interrupt' or 'rollback', got {action!r}")
+    run = await _get_run(rt, thread_id, run_id, request, "update")
+    if run["status"] in TERMINAL:
+        raise HTTPException(409, f"Run {run_id} is already {run['status']}")
+    await _cancel(rt, run, action)
+    if wait:
+        final = await wait_until_done(rt, str(run["run_id"]))
+        return json_response(run_json(final) if final else None)
+    return json_response(None, 202)
+
+
+# stateless runs --------------------------------------------------------------------------------
+
+
+@router.post("/runs")
+async def create_stateless_run(body: RunCreateStateless, request: Request) -> Response:
+
+    run = await _create(request, body, None)
+    return json_response(run_json(run))
+
+
+@router.post("/runs/stream")
+async def stream_stateless_run(body: RunCreateStateless, request: Request) -> Response:
+    rt = rt_of(request)
+    run = await _create(request, body, None)
+    return _NewRunStream(rt, run, body).response()
+
+
+@router.post("/runs/wait")
+async def wait_stateless_run(body: RunCreateStateless, request: Request) -> Response:
+    rt = rt_of(request)
+    run = await _create(request, body, None)
+    final = await wait_until_done(rt, str(run["run_id"]))
+    return json_response((final or {}).get("result") or {}, headers=_locations(run, "join"))
+
+
+@router.post("/runs/batch")
+async def create_stateless_batch(body: list[RunCreateStateless], request: Request) -> Response:
+
+    if not body:
+        raise HTTPException(422, "the batch is empty")
+    created = [await _create(request, item, None) for item in body]
+    return json_response([run_json(r) for r in created])
+
+
+@router.post("/runs/cancel")
+async def cancel_many(body: RunsCancel, request: Request, action: str = "interrupt") -> Response:
+    rt = rt_of(request)
+    if action not in ("interrupt", "rollback"):
+        raise HTTPException(422, f"action must be 'interrupt' or 'rollback', got {action!r}")
+    if body.run_ids is None and body.thread_id is None and body.status is None:
+        raise HTTPException(422, "give run_ids, thread_id or status")
+    statuses = ["pending", "running"] if body.status in (None, "all") else [body.status]
+    async with rt.pool.connection() as conn:
+        rows = await q.fetchall(
+            conn,
+            "find_active_runs",
+            run_ids=body.run_ids,
+            thread_id=body.thread_id,
+            statuses=statuses,
+        )
+    rows = [r for r in rows if await _thread_visible(request, r["thread_id"], "update")]
+    if body.run_ids and len(rows) < len(set(body.run_ids)):
+        found = {r["run_id"] for r in rows}
+        missing = [str(r) for r in body.run_ids if r not in found]
+        raise HTTPException(404, f"Runs not found or not active: {', '.join(missing)}")
+    for row in rows:
+        await _cancel(rt, dict(row), action)
+    return Response(status_code=204)

@@ -1,0 +1,101 @@
+"""`GET /threads/{tid}/stream`: follow every run of a thread, one after the other.
+
+Event ids are `<run_id>/<stream id>`, so `Last-Event-ID` resumes inside the run it names and
+then goes on with the runs created after it. The stream stays open until the client leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from berth_runtime.api.common import parse_uuid, rt_of
+from berth_runtime.api.threads import get_thread_row
+from berth_runtime.context import Runtime
+from berth_runtime.db import q
+from berth_runtime.serde import dumps_bytes
+from berth_runtime.streams.reader import check_stream_id, run_event_items, sse_response
+from berth_runtime.streams.sse import format_sse
+
+router = APIRouter(tags=["threads"])
+
+THREAD_MODES = frozenset({"run_modes", "lifecycle", "state_update"})
+LIFECYCLE = frozenset({"metadata", "end", "error"})
+
+
+def parse_thread_event_id(value: str | None) -> tuple[uuid.UUID, str] | None:
+    if value is None:
+        return None
+    run_part, sep, stream_part = value.partition("/")
+    if not sep:
+        raise HTTPException(422, f"Last-Event-ID {value!r} is not an event id of this stream")
+    return parse_uuid(run_part, "Last-Event-ID run id"), check_stream_id(stream_part) or ""
+
+
+async def _next_run(rt: Runtime, thread_id: uuid.UUID, after: datetime | None) -> Any:
+    async with rt.pool.connection() as conn:
+        if after is None:
+            return await q.fetchone(conn, "thread_active_run", thread_id=thread_id)
+        return await q.fetchone(conn, "thread_run_after", thread_id=thread_id, after=after)
+
+
+async def thread_events(
+    rt: Runtime, thread_id: uuid.UUID, resume: tuple[uuid.UUID, str] | None, modes: set[str]
+) -> AsyncIterator[bytes]:
+    run_id: uuid.UUID | None = None
+    cursor: str | None = None
+    after: datetime | None = None
+    start = datetime.now(UTC)
+    if resume is not None:
+        run_id, cursor = resume
+        async with rt.pool.connection() as conn:
+            row = await q.fetchone(conn, "get_run", run_id=run_id, thread_id=thread_id)
+        if row is None:
+            raise HTTPException(404, f"Run {run_id} not found in thread {thread_id}")
+        after = row["created_at"]
+    else:
+        async with rt.pool.connection() as conn:
+            now = await q.fetchone(conn, "clock")
+        start = now["now"] if now else start
+    while True:
+        if run_id is None:
+            row = await _next_run(rt, thread_id, after)
+            if row is None and after is None:
+                after = start  # nothing active: wait for the next run created from now on
+                continue
+            if row is None:
+                await asyncio.sleep(min(rt.settings.poll_seconds, 0.5))
+                continue
+            run_id, after = row["run_id"], row["created_at"]
+            if "lifecycle" in modes:
+                meta = dumps_bytes({"run_id": str(run_id), "status": row["status"]})
+                yield format_sse("metadata", meta)
+        async for event, data, eid in run_event_items(rt, str(run_id), cursor):
+            lifecycle = event.split("|", 1)[0] in LIFECYCLE
+            if ("run_modes" in modes and not lifecycle) or ("lifecycle" in modes and lifecycle):
+                yield format_sse(event, data, f"{run_id}/{eid}" if eid else None)
+        run_id, cursor = None, None
+
+
+@router.get("/threads/{thread_id}/stream")
+async def join_thread_stream(
+    thread_id: str,
+    request: Request,
+    stream_modes: Annotated[list[str] | None, Query()] = None,
+    stream_mode: Annotated[list[str] | None, Query()] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> Response:
+    rt = rt_of(request)
+    row = await get_thread_row(rt, thread_id, request, "read")
+    modes = set(stream_modes or []) | set(stream_mode or []) or {"run_modes"}
+    unknown = modes - THREAD_MODES
+    if unknown:
+        raise HTTPException(422, f"unknown thread stream modes {sorted(unknown)}")
+    resume = parse_thread_event_id(last_event_id)
+    return sse_response(rt, thread_events(rt, row["thread_id"], resume, modes), {})

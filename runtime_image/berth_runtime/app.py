@@ -1,0 +1,103 @@
+"""The ASGI application: migrations, pools, graphs and workers wired up in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.store.postgres.aio import AsyncPostgresStore
+
+from berth_runtime.api import (
+    assistants,
+    crons,
+    runs,
+    store,
+    system,
+    thread_stream,
+    threads,
+)
+from berth_runtime.api.errors import install_error_handlers
+from berth_runtime.auth.loader import load_auth
+from berth_runtime.auth.middleware import AuthMiddleware
+from berth_runtime.config import BerthConfig, Settings
+from berth_runtime.context import Runtime
+from berth_runtime.db.migrate import migrate
+from berth_runtime.db.pool import open_pool
+from berth_runtime.graphs.loader import GraphRegistry
+from berth_runtime.queue.worker import Worker
+from berth_runtime.streams.bus import Bus
+
+log = logging.getLogger(__name__)
+
+ROLES = ("serve", "api", "worker")
+
+
+def _store_kwargs(config: BerthConfig) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if config.store_index:
+        kwargs["index"] = config.store_index
+    if config.store_ttl is not None:
+        ttl: dict[str, Any] = {"refresh_on_read": config.store_ttl.refresh_on_read}
+        if config.store_ttl.default_ttl is not None:
+            ttl["default_ttl"] = config.store_ttl.default_ttl
+        if config.store_ttl.sweep_interval_minutes is not None:
+            ttl["sweep_interval_minutes"] = int(config.store_ttl.sweep_interval_minutes)
+        kwargs["ttl"] = ttl
+    return kwargs
+
+
+def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+
+    for key, value in config.env.items():
+        os.environ.setdefault(key, value)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        applied = await migrate(settings.database_uri, settings.db_wait_seconds)
+        if applied:
+            log.info("applied migrations %s", applied)
+        pool = await open_pool(settings.database_uri, settings.pool_max_size, f"berth-{role}")
+        checkpointer = AsyncPostgresSaver(pool)
+        memory = AsyncPostgresStore(pool, **_store_kwargs(config))
+        graphs = GraphRegistry.load(config.graphs, config.dependencies, checkpointer, memory)
+        bus = Bus(settings.redis_uri, settings.database_uri, settings.stream_ttl_seconds)
+        rt = Runtime(settings, config, pool, checkpointer, memory, graphs, bus, role)
+        app.state.rt = rt
+        await assistants.ensure_default_assistants(rt)
+        worker: Worker | None = None
+        if role in ("serve", "worker"):
+            worker = Worker(rt)
+            worker.start()
+        app.state.worker = worker
+        if config.store_ttl is not None and config.store_ttl.default_ttl is not None:
+            await memory.start_ttl_sweeper()
+        log.info("berth-runtime %s ready (graphs: %s)", role, ", ".join(graphs.ids()))
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.shutdown(settings.shutdown_grace_secs)
+            if config.store_ttl is not None and config.store_ttl.default_ttl is not None:
+                await memory.stop_ttl_sweeper()
+            await bus.close()
+            await pool.close()
+
+    app = FastAPI(title="Berth agent server", version="0.1.0", lifespan=lifespan)
+    app.state.auth = None
+    if config.auth is not None:
+        # Loaded now, not in the lifespan: a bad auth module must stop the process at once.
+        app.state.auth = load_auth(config.auth, config.dependencies)
+        app.add_middleware(AuthMiddleware, auth=app.state.auth)
+    install_error_handlers(app)
+    app.include_router(system.router)
+    if role in ("serve", "api"):
+        for module in (assistants, threads, thread_stream, crons, runs, store):
+            app.include_router(module.router)
+    return app

@@ -1,0 +1,295 @@
+"""Configuration: `langgraph.json` plus environment variables, parsed into plain values.
+
+Pure functions only; the CLI and the app read files and the environment and hand them here,
+so parsing rules are unit-testable without a server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """Where a graph lives: `./path.py:obj` resolved against the config file's folder."""
+
+    graph_id: str
+    path: Path
+    attr: str
+
+
+@dataclass(frozen=True)
+class StoreTTL:
+    default_ttl: float | None = None
+    refresh_on_read: bool = True
+    sweep_interval_minutes: float | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointerTTL:
+    strategy: str = "delete"
+    default_ttl: float | None = None
+    sweep_interval_minutes: float = 5.0
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    """`webhooks.url` in langgraph.json: which URLs a run's `webhook` may point at."""
+
+    require_https: bool = False
+    allowed_domains: tuple[str, ...] = ()
+    allowed_ports: tuple[int, ...] = ()
+    max_url_length: int = 4096
+    disable_loopback: bool = True
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class BerthConfig:
+    """What `langgraph.json` declares."""
+
+    base_dir: Path
+    graphs: tuple[GraphSpec, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    dependencies: tuple[Path, ...] = ()
+    store_index: dict[str, Any] | None = None
+    store_ttl: StoreTTL | None = None
+    checkpointer_ttl: CheckpointerTTL | None = None
+    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
+    auth: GraphSpec | None = None
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """Parse a `.env` file: KEY=VALUE lines, `#` comments, optional quotes and `export`."""
+    out: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].strip()
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        out[key.strip()] = value
+    return out
+
+
+def parse_graph_ref(graph_id: str, ref: Any, base_dir: Path) -> GraphSpec:
+    """Turn `"./agent.py:graph"` (or `{"path": ...}`) into a GraphSpec."""
+    if isinstance(ref, dict):
+        ref = ref.get("path")
+    if not isinstance(ref, str) or ":" not in ref:
+        raise ConfigError(f"graph {graph_id!r}: expected './file.py:object', got {ref!r}")
+    path_part, _, attr = ref.rpartition(":")
+    if not path_part or not attr:
+        raise ConfigError(f"graph {graph_id!r}: expected './file.py:object', got {ref!r}")
+    if not path_part.endswith(".py"):
+        raise ConfigError(f"graph {graph_id!r}: only Python files are supported, got {ref!r}")
+    return GraphSpec(graph_id, (base_dir / path_part).resolve(), attr)
+
+
+def _number(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+def parse_config(
+    data: Mapping[str, Any], base_dir: Path, env_file_text: str | None = None
+) -> BerthConfig:
+    """Validate a decoded `langgraph.json`; `env_file_text` is the `.env` file `env` names."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("langgraph.json must hold a JSON object")
+    graphs_raw = data.get("graphs")
+    if not isinstance(graphs_raw, Mapping) or not graphs_raw:
+        raise ConfigError("langgraph.json: 'graphs' must be a non-empty object")
+    graphs = tuple(parse_graph_ref(str(k), v, base_dir) for k, v in graphs_raw.items())
+
+    env_raw = data.get("env")
+    env: dict[str, str] = {}
+    if isinstance(env_raw, Mapping):
+        env = {str(k): str(v) for k, v in env_raw.items()}
+    elif isinstance(env_raw, str):
+        env = parse_env_file(env_file_text or "")
+    elif env_raw is not None:
+        raise ConfigError("langgraph.json: 'env' must be an object or a path to a .env file")
+
+    deps_raw = data.get("dependencies") or []
+    if not isinstance(deps_raw, list) or not all(isinstance(d, str) for d in deps_raw):
+        raise ConfigError("langgraph.json: 'dependencies' must be a list of strings")
+    deps = tuple((base_dir / d).resolve() for d in deps_raw if not _is_package_name(d))
+
+    store_index: dict[str, Any] | None = None
+    store_ttl: StoreTTL | None = None
+    store_raw = data.get("store")
+    store_raw = {} if store_raw is None else store_raw
+    if not isinstance(store_raw, Mapping):
+        raise ConfigError("langgraph.json: 'store' must be an object")
+    if isinstance(store_raw.get("index"), Mapping):
+        store_index = dict(store_raw["index"])
+    ttl_raw = store_raw.get("ttl")
+    if ttl_raw is not None:
+        if not isinstance(ttl_raw, Mapping):
+            raise ConfigError("langgraph.json: 'store.ttl' must be an object")
+        store_ttl = StoreTTL(
+            default_ttl=_number(ttl_raw.get("default_ttl"), "store.ttl.default_ttl"),
+            refresh_on_read=bool(ttl_raw.get("refresh_on_read", True)),
+            sweep_interval_minutes=_number(
+                ttl_raw.get("sweep_interval_minutes"), "store.ttl.sweep_interval_minutes"
+            ),
+        )
+
+    cp_ttl: CheckpointerTTL | None = None
+    cp_raw = data.get("checkpointer")
+    cp_raw = {} if cp_raw is None else cp_raw
+    if not isinstance(cp_raw, Mapping):
+        raise ConfigError("langgraph.json: 'checkpointer' must be an object")
+    cp_ttl_raw = cp_raw.get("ttl")
+    if cp_ttl_raw is not None:
+        if not isinstance(cp_ttl_raw, Mapping):
+            raise ConfigError("langgraph.json: 'checkpointer.ttl' must be an object")
+        strategy = cp_ttl_raw.get("strategy", "delete")
+        if strategy not in ("delete", "keep_latest"):
+            raise ConfigError("checkpointer.ttl.strategy must be 'delete' or 'keep_latest'")
+        cp_ttl = CheckpointerTTL(
+            strategy=str(strategy),
+            default_ttl=_number(cp_ttl_raw.get("default_ttl"), "checkpointer.ttl.default_ttl"),
+            sweep_interval_minutes=_number(
+                cp_ttl_raw.get("sweep_interval_minutes"), "checkpointer.ttl.sweep_interval_minutes"
+            )
+            or 5.0,
+        )
+    webhooks = parse_webhooks(data.get("webhooks"))
+    auth: GraphSpec | None = None
+    auth_raw = data.get("auth")
+    if auth_raw is not None:
+        if not isinstance(auth_raw, Mapping) or not isinstance(auth_raw.get("path"), str):
+            raise ConfigError("langgraph.json: 'auth' must be an object with a 'path'")
+        auth = parse_graph_ref("auth", auth_raw["path"], base_dir)
+    return BerthConfig(base_dir, graphs, env, deps, store_index, store_ttl, cp_ttl, webhooks, auth)
+
+
+def parse_webhooks(raw: Any) -> WebhookPolicy:
+    if raw is None:
+        return WebhookPolicy()
+    if not isinstance(raw, Mapping):
+        raise ConfigError("langgraph.json: 'webhooks' must be an object")
+    url = raw.get("url") or {}
+    headers = raw.get("headers") or {}
+    if not isinstance(url, Mapping) or not isinstance(headers, Mapping):
+        raise ConfigError("langgraph.json: 'webhooks.url' and 'webhooks.headers' must be objects")
+    domains = url.get("allowed_domains") or []
+    ports = url.get("allowed_ports") or []
+    if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+        raise ConfigError("webhooks.url.allowed_domains must be a list of strings")
+    if not isinstance(ports, list) or not all(isinstance(p, int) for p in ports):
+        raise ConfigError("webhooks.url.allowed_ports must be a list of integers")
+    return WebhookPolicy(
+        require_https=bool(url.get("require_https", False)),
+        allowed_domains=tuple(d.lower() for d in domains),
+        allowed_ports=tuple(ports),
+        max_url_length=int(url.get("max_url_length", 4096)),
+        disable_loopback=bool(url.get("disable_loopback", True)),
+        headers=tuple((str(k), str(v)) for k, v in headers.items()),
+    )
+
+
+def _is_package_name(dep: str) -> bool:
+    """`"."` and `"./src"` are paths; `"langchain-openai"` is a pip requirement we skip."""
+    return not (dep.startswith(".") or dep.startswith("/"))
+
+
+def load_config(path: Path) -> BerthConfig:
+    """Read and parse a langgraph.json file (the only I/O in this module)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file not found: {path}") from e
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: invalid JSON: {e}") from e
+    base = path.resolve().parent
+    env_text = None
+    if isinstance(data, dict) and isinstance(data.get("env"), str):
+        env_path = base / data["env"]
+        env_text = env_path.read_text() if env_path.exists() else ""
+    return parse_config(data, base, env_text)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process settings from environment variables (names as the Agent Server uses them)."""
+
+    database_uri: str
+    redis_uri: str | None = None
+    n_jobs_per_worker: int = 10
+    bg_job_timeout_secs: float = 86400.0
+    bg_job_max_retries: int = 3
+    shutdown_grace_secs: float = 180.0
+    port: int = 8000
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    reaper_interval_seconds: float = 15.0
+    poll_seconds: float = 1.0
+    stream_ttl_seconds: int = 120
+    sse_heartbeat_seconds: float = 5.0
+    pool_max_size: int = 20
+    cron_interval_seconds: float = 5.0
+    db_wait_seconds: float = 60.0
+
+
+def _env_num(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from e
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """Read Settings from an environment mapping; raise ConfigError with the variable's name."""
+    db = env.get("DATABASE_URI") or env.get("POSTGRES_URI")
+    if not db:
+        raise ConfigError("DATABASE_URI is required (a postgres:// URI)")
+    lease = _env_num(env, "BERTH_LEASE_SECONDS", 30.0, 0.1)
+    heartbeat = _env_num(env, "BERTH_HEARTBEAT_SECONDS", min(10.0, lease / 3), 0.05)
+    if heartbeat >= lease:
+        raise ConfigError("BERTH_HEARTBEAT_SECONDS must be smaller than BERTH_LEASE_SECONDS")
+    return Settings(
+        database_uri=db,
+        redis_uri=env.get("REDIS_URI") or None,
+        n_jobs_per_worker=int(_env_num(env, "N_JOBS_PER_WORKER", 10)),
+        bg_job_timeout_secs=_env_num(env, "BG_JOB_TIMEOUT_SECS", 86400.0, 0.1),
+        bg_job_max_retries=int(_env_num(env, "BG_JOB_MAX_RETRIES", 3, 1)),
+        shutdown_grace_secs=min(_env_num(env, "BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS", 180.0), 3600.0),
+        port=int(_env_num(env, "PORT", 8000, 0)),
+        lease_seconds=lease,
+        heartbeat_seconds=heartbeat,
+        reaper_interval_seconds=_env_num(env, "BERTH_REAPER_INTERVAL_SECONDS", 15.0, 0.05),
+        poll_seconds=_env_num(env, "BERTH_POLL_SECONDS", 1.0, 0.01),
+        stream_ttl_seconds=int(_env_num(env, "RESUMABLE_STREAM_TTL_SECONDS", 120, 1)),
+        sse_heartbeat_seconds=_env_num(env, "BERTH_SSE_HEARTBEAT_SECONDS", 5.0, 0.1),
+        pool_max_size=int(_env_num(env, "LANGGRAPH_POSTGRES_POOL_MAX_SIZE", 20, 2)),
+        cron_interval_seconds=_env_num(env, "CRON_SCHEDULER_SLEEP_TIME", 5.0, 0.05),
+        db_wait_seconds=_env_num(env, "BERTH_DB_WAIT_SECONDS", 60.0),
+    )

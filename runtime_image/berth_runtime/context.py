@@ -1,0 +1,28 @@
+"""Everything a request handler or a worker needs, built once per process."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg_pool import AsyncConnectionPool
+
+from berth_runtime.config import BerthConfig, Settings
+from berth_runtime.graphs.loader import GraphRegistry
+from berth_runtime.streams.bus import Bus
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: BerthConfig
+    pool: AsyncConnectionPool[AsyncConnection[DictRow]]
+    checkpointer: Any
+    store: Any
+    graphs: GraphRegistry
+    bus: Bus
+    role: str
+    background: set[asyncio.Task[Any]] = field(default_factory=set)

@@ -1,0 +1,1 @@
+"""Postgres access: the connection pool, schema migrations and named SQL."""

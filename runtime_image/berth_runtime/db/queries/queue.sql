@@ -1,0 +1,153 @@
+-- Queue state changes. Each one is a guarded UPDATE ... RETURNING: it only applies when the
+-- row is still in the state the caller believes, and a worker's writes are fenced by
+-- (owner, attempt) so a worker that lost its lease cannot overwrite anything.
+
+-- name: claim_runs
+-- The oldest pending runs that are due, at most one per thread, never for a thread that already
+-- has a running run (the partial unique index run_one_running_per_thread is the last guard).
+WITH candidate AS (
+    SELECT r.run_id
+    FROM run r
+    WHERE r.status = 'pending'
+      AND r.available_at <= clock_timestamp()
+      AND NOT EXISTS (
+          SELECT 1 FROM run a WHERE a.thread_id = r.thread_id AND a.status = 'running')
+      AND NOT EXISTS (
+          SELECT 1 FROM run e
+          WHERE e.thread_id = r.thread_id AND e.status = 'pending'
+            AND (e.created_at, e.run_id) < (r.created_at, r.run_id))
+    ORDER BY r.created_at
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
+)
+UPDATE run
+SET status = 'running',
+    owner = %(owner)s,
+    attempt = run.attempt + 1,
+    lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
+    updated_at = clock_timestamp()
+FROM candidate
+WHERE run.run_id = candidate.run_id AND run.status = 'pending'
+RETURNING run.*;
+
+-- name: heartbeat
+-- Extend the lease; answers the pending cancel request, if any. No row: the lease is lost.
+UPDATE run
+SET lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s)
+WHERE run_id = %(run_id)s AND owner = %(owner)s AND attempt = %(attempt)s
+  AND status = 'running'
+RETURNING cancel_action;
+
+-- name: finish_run
+UPDATE run
+SET status = %(status)s,
+    result = %(result)s,
+    owner = NULL,
+    lease_expires_at = NULL,
+    updated_at = clock_timestamp(),
+    ended_at = clock_timestamp()
+WHERE run_id = %(run_id)s AND owner = %(owner)s AND attempt = %(attempt)s
+  AND status = 'running'
+RETURNING run_id, thread_id;
+
+-- name: delete_running_run
+-- Rollback of a running run: the row goes away, fenced like every other worker write.
+DELETE FROM run
+WHERE run_id = %(run_id)s AND owner = %(owner)s AND attempt = %(attempt)s
+  AND status = 'running'
+RETURNING run_id, thread_id;
+
+-- name: requeue_run
+-- Graceful shutdown: give the run back without counting the attempt.
+UPDATE run
+SET status = 'pending',
+    owner = NULL,
+    lease_expires_at = NULL,
+    attempt = greatest(run.attempt - 1, 0),
+    updated_at = clock_timestamp()
+WHERE run_id = %(run_id)s AND owner = %(owner)s AND attempt = %(attempt)s
+  AND status = 'running'
+RETURNING run_id, thread_id;
+
+-- name: reap_expired
+-- Runs whose worker stopped heartbeating: back to pending, or failed after the last attempt,
+-- or interrupted if a cancel had been requested.
+UPDATE run
+SET status = CASE
+        WHEN run.cancel_action IS NOT NULL THEN 'interrupted'
+        WHEN run.attempt >= %(max_attempts)s THEN 'error'
+        ELSE 'pending' END,
+    result = CASE
+        WHEN run.cancel_action IS NULL AND run.attempt >= %(max_attempts)s THEN
+            jsonb_build_object('__error__', jsonb_build_object(
+                'error', 'RunAttemptsExceeded',
+                'message', 'Run ' || run.run_id::text || ' exceeded max attempts ('
+                    || run.attempt::text || '): its worker stopped heartbeating each time.'
+                    || ' Check for OOM kills, pod restarts or a crashing graph.'))
+        ELSE run.result END,
+    ended_at = CASE
+        WHEN run.cancel_action IS NOT NULL OR run.attempt >= %(max_attempts)s
+        THEN clock_timestamp() ELSE NULL END,
+    owner = NULL,
+    lease_expires_at = NULL,
+    updated_at = clock_timestamp()
+WHERE run.run_id IN (
+    SELECT run_id FROM run
+    WHERE status = 'running' AND lease_expires_at < clock_timestamp()
+    FOR UPDATE SKIP LOCKED)
+  AND run.status = 'running'
+RETURNING run.run_id, run.thread_id, run.status, run.attempt, run.result;
+
+-- name: request_cancel
+UPDATE run
+SET cancel_action = %(action)s, updated_at = clock_timestamp()
+WHERE run_id = ANY(%(run_ids)s) AND status = 'running'
+RETURNING run_id, thread_id;
+
+-- name: cancel_pending
+-- A pending run that is interrupted before it starts simply ends.
+UPDATE run
+SET status = 'interrupted', cancel_action = %(action)s,
+    updated_at = clock_timestamp(), ended_at = clock_timestamp()
+WHERE run_id = ANY(%(run_ids)s) AND status = 'pending'
+RETURNING run_id, thread_id;
+
+-- name: delete_pending
+DELETE FROM run
+WHERE run_id = ANY(%(run_ids)s) AND status = 'pending'
+RETURNING run_id, thread_id;
+
+-- name: delete_run_checkpoints
+-- Rollback: drop what the run checkpointed (every namespace) and the writes attached to it.
+WITH gone AS (
+    DELETE FROM checkpoints
+    WHERE thread_id = %(thread_id)s AND metadata ->> 'run_id' = %(run_id)s
+    RETURNING thread_id, checkpoint_ns, checkpoint_id
+)
+DELETE FROM checkpoint_writes w
+USING gone
+WHERE w.thread_id = gone.thread_id AND w.checkpoint_ns = gone.checkpoint_ns
+  AND w.checkpoint_id = gone.checkpoint_id;
+
+-- name: purge_temporary_runs
+-- Stateless runs keep their row for a while so /runs/wait can read the result.
+DELETE FROM run
+WHERE temporary AND ended_at IS NOT NULL
+  AND ended_at < clock_timestamp() - make_interval(secs => %(keep_seconds)s)
+RETURNING run_id;
+
+-- name: ttl_expired_threads
+-- Threads whose own `ttl` (minutes since their last update) has run out.
+SELECT thread_id, ttl ->> 'strategy' AS strategy FROM thread
+WHERE ttl IS NOT NULL AND status <> 'busy' AND NOT temporary
+  AND updated_at + make_interval(secs => (ttl ->> 'ttl')::float * 60) < clock_timestamp()
+LIMIT 100;
+
+-- name: touch_thread
+-- keep_latest: the ttl starts over from the prune.
+UPDATE thread SET updated_at = clock_timestamp() WHERE thread_id = %(thread_id)s;
+
+-- name: expired_threads
+SELECT thread_id FROM thread
+WHERE status <> 'busy' AND updated_at < clock_timestamp() - make_interval(secs => %(minutes)s * 60)
+LIMIT 1000;

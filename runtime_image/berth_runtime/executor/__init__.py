@@ -1,0 +1,1 @@
+"""Running a graph for one run, and reading thread state out of the checkpointer."""

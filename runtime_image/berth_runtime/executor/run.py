@@ -1,0 +1,193 @@
+"""Execute one attempt of a run: stream the graph, emit events, report the outcome.
+
+The graph runs with the Postgres checkpointer keyed by the run's thread, so a later attempt
+(after a crash) resumes from the last checkpoint the previous attempt wrote instead of starting
+over: nodes that completed before that checkpoint are not executed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.types import Command, Send
+
+from berth_runtime.context import Runtime
+from berth_runtime.executor.messages import MessageEvents
+from berth_runtime.executor.state import final_output, snapshot_to_json
+from berth_runtime.serde import to_jsonable
+from berth_runtime.streams.sse import event_name, langgraph_modes
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, Any], Awaitable[None]]
+
+
+@dataclass
+class Outcome:
+    status: str  # success | error | timeout
+    output: Any  # what /wait and /join return
+    values: Any
+    snapshot: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
+def to_command(raw: dict[str, Any]) -> Command[Any]:
+    """An API `command` object as a LangGraph Command (goto entries may be Sends)."""
+    kwargs: dict[str, Any] = {}
+    if raw.get("update") is not None:
+        kwargs["update"] = raw["update"]
+    if "resume" in raw and raw["resume"] is not None:
+        kwargs["resume"] = raw["resume"]
+    goto = raw.get("goto")
+    if goto:
+
+        def one(g: Any) -> Any:
+            if isinstance(g, dict) and "node" in g:
+                return Send(g["node"], g.get("input"))
+            return g
+
+        kwargs["goto"] = [one(g) for g in goto] if isinstance(goto, list) else one(goto)
+    return Command(**kwargs)
+
+
+def run_config(run: dict[str, Any]) -> dict[str, Any]:
+    """The RunnableConfig of a run: the stored config plus ids LangGraph and nodes may read."""
+    kwargs = run["kwargs"]
+    config: dict[str, Any] = copy.deepcopy(kwargs.get("config") or {})
+    conf = config.setdefault("configurable", {})
+    run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
+    conf.update(
+        thread_id=thread_id,
+        run_id=run_id,
+        assistant_id=str(run["assistant_id"]),
+        graph_id=kwargs.get("graph_id"),
+    )
+    conf.setdefault("checkpoint_ns", "")
+    meta = config.setdefault("metadata", {})
+    meta.update(run.get("metadata") or {})
+    meta.update(
+        run_id=run_id,
+        thread_id=thread_id,
+        assistant_id=str(run["assistant_id"]),
+        graph_id=kwargs.get("graph_id"),
+        run_attempt=run["attempt"],
+    )
+    config["run_id"] = run_id
+    return config
+
+
+def thread_config(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+
+
+async def resumes_from_checkpoint(rt: Runtime, run: dict[str, Any]) -> bool:
+    """A retried or re-queued run continues where an earlier attempt checkpointed, if it did.
+
+    The latest checkpoint of the thread carries the run id in its metadata; if it is this run's,
+    an earlier attempt got that far (a run that never executed cannot own a checkpoint).
+    """
+    latest = await rt.checkpointer.aget_tuple(thread_config(str(run["thread_id"])))
+    return bool(latest and (latest.metadata or {}).get("run_id") == str(run["run_id"]))
+
+
+async def thread_snapshot(rt: Runtime, graph_id: str, thread_id: str) -> dict[str, Any] | None:
+    cfg = thread_config(thread_id)
+    graph = await rt.graphs.get(graph_id, cfg)
+    snap = await graph.aget_state(cfg)
+    return snapshot_to_json(snap)
+
+
+async def execute_run(rt: Runtime, run: dict[str, Any], emit: Emit) -> Outcome:
+    """Run the graph for this attempt. Cancellation propagates (CancelledError)."""
+    kwargs = run["kwargs"]
+    graph_id = kwargs["graph_id"]
+    thread_id = str(run["thread_id"])
+    config = run_config(run)
+    if run["attempt"] > 1:
+        await emit("metadata", {"run_id": str(run["run_id"]), "attempt": run["attempt"]})
+
+    graph_input: Any
+    if await resumes_from_checkpoint(rt, run):
+        log.info(
+            "run %s attempt %s resumes from its last checkpoint", run["run_id"], run["attempt"]
+        )
+        config["configurable"].pop("checkpoint_id", None)
+        config["configurable"].pop("checkpoint_map", None)
+        graph_input = None
+    elif kwargs.get("command") is not None:
+        graph_input = to_command(kwargs["command"])
+    else:
+        graph_input = kwargs.get("input")
+
+    requested = list(kwargs.get("stream_mode") or ["values"])
+    wanted_modes = set(langgraph_modes(requested))
+    messages = MessageEvents(requested)
+    with_events = "events" in requested
+    subgraphs = bool(kwargs.get("subgraphs"))
+    stream_kwargs: dict[str, Any] = {
+        # `events` alone still needs one LangGraph mode to drive the graph.
+        "stream_mode": sorted(wanted_modes) or ["values"],
+        "subgraphs": True,
+        "interrupt_before": kwargs.get("interrupt_before"),
+        "interrupt_after": kwargs.get("interrupt_after"),
+    }
+    if kwargs.get("context") is not None:
+        stream_kwargs["context"] = kwargs["context"]
+    if kwargs.get("durability"):
+        stream_kwargs["durability"] = kwargs["durability"]
+
+    error: dict[str, Any] | None = None
+    status = "success"
+    try:
+        graph = await rt.graphs.get(graph_id, config)
+
+        async def forward(chunk: Any) -> None:
+            ns, mode, data = chunk
+            if mode not in wanted_modes or (ns and not subgraphs):
+                return
+            if mode == "messages":
+                for name, payload in messages.events(tuple(ns), data):
+                    await emit(name, payload)
+            else:
+                await emit(event_name(mode, ns), data)
+
+        async with asyncio.timeout(rt.settings.bg_job_timeout_secs):
+            if with_events:
+                # astream_events wraps the same stream: the root graph's `on_chain_stream`
+                # events carry what astream would have yielded.
+                async for ev in graph.astream_events(
+                    graph_input, config, version="v2", **stream_kwargs
+                ):
+                    if ev.get("event") == "on_chain_stream" and not ev.get("parent_ids"):
+                        await forward(ev["data"]["chunk"])
+                    await emit("events", ev)
+            else:
+                async for chunk in graph.astream(graph_input, config, **stream_kwargs):
+                    await forward(chunk)
+    except TimeoutError:
+        status = "timeout"
+        error = {
+            "error": "TimeoutError",
+            "message": f"Run exceeded BG_JOB_TIMEOUT_SECS={rt.settings.bg_job_timeout_secs}",
+        }
+    except Exception as e:  # the graph's own failure is the run's outcome, not ours
+        log.info("run %s failed: %r", run["run_id"], e)
+        status = "error"
+        error = {"error": type(e).__name__, "message": str(e)}
+    if error is not None:
+        await emit("error", error)
+
+    snapshot: dict[str, Any] | None = None
+    values: Any = None
+    try:
+        snapshot = await thread_snapshot(rt, graph_id, thread_id)
+        values = snapshot["values"] if snapshot else None
+    except Exception as e:
+        log.warning("run %s: reading the final state failed: %r", run["run_id"], e)
+    output = final_output(to_jsonable(values or {}), snapshot or {}, error)
+    return Outcome(status, output, values, snapshot, error)

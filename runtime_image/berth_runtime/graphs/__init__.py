@@ -1,0 +1,1 @@
+"""Loading the graphs that `langgraph.json` declares."""

@@ -1,0 +1,103 @@
+"""Write what happened to a run back to Postgres, fenced by (owner, attempt)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from berth_runtime.context import Runtime
+from berth_runtime.db import q
+from berth_runtime.executor.state import idle_status_for, thread_interrupts
+from berth_runtime.serde import dumps_bytes, to_jsonable
+
+log = logging.getLogger(__name__)
+
+
+async def set_thread_from_snapshot(
+    conn: q.Conn,
+    thread_id: str,
+    snapshot: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+    failed: bool,
+) -> None:
+    if snapshot is None:
+        await q.execute(conn, "refresh_thread_status", thread_id=thread_id)
+        return
+    await q.execute(
+        conn,
+        "set_thread_state",
+        thread_id=thread_id,
+        values=to_jsonable(snapshot.get("values")),
+        interrupts=thread_interrupts(snapshot),
+        error=error,
+        idle_status=idle_status_for(snapshot, failed),
+    )
+    await q.execute(conn, "refresh_thread_status", thread_id=thread_id)
+
+
+async def finish(
+    rt: Runtime,
+    run: dict[str, Any],
+    owner: str,
+    status: str,
+    output: Any,
+    snapshot: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+) -> bool:
+    """Record the final status and the thread's new state; False if the lease was lost."""
+    thread_id = str(run["thread_id"])
+    async with rt.pool.connection() as conn, conn.transaction():
+        row = await q.fetchone(
+            conn,
+            "finish_run",
+            run_id=run["run_id"],
+            owner=owner,
+            attempt=run["attempt"],
+            status=status,
+            result=to_jsonable(output),
+        )
+        if row is None:
+            return False
+        await set_thread_from_snapshot(
+            conn, thread_id, snapshot, error, failed=status in ("error", "timeout")
+        )
+    return True
+
+
+async def rollback(rt: Runtime, run: dict[str, Any], owner: str) -> bool:
+    """Delete the run and everything it checkpointed; False if the lease was lost."""
+    async with rt.pool.connection() as conn, conn.transaction():
+        row = await q.fetchone(
+            conn, "delete_running_run", run_id=run["run_id"], owner=owner, attempt=run["attempt"]
+        )
+        if row is None:
+            return False
+        await q.execute(
+            conn,
+            "delete_run_checkpoints",
+            thread_id=str(run["thread_id"]),
+            run_id=str(run["run_id"]),
+        )
+    return True
+
+
+async def requeue(rt: Runtime, run: dict[str, Any], owner: str) -> bool:
+    async with rt.pool.connection() as conn:
+        row = await q.fetchone(
+            conn, "requeue_run", run_id=run["run_id"], owner=owner, attempt=run["attempt"]
+        )
+    return row is not None
+
+
+async def publish_end(rt: Runtime, run_id: str, status: str) -> None:
+    await rt.bus.append_event(run_id, "end", dumps_bytes({"run_id": run_id, "status": status}))
+
+
+async def delete_thread_everywhere(rt: Runtime, thread_id: str, keep_runs: bool = False) -> None:
+    """Drop a thread's row, optionally its runs, and its checkpoints."""
+    async with rt.pool.connection() as conn, conn.transaction():
+        await q.execute(conn, "delete_thread", thread_id=thread_id)
+        if not keep_runs:
+            await q.execute(conn, "delete_thread_runs", thread_id=thread_id)
+            await q.execute(conn, "delete_thread_crons", thread_id=thread_id)
+    await rt.checkpointer.adelete_thread(thread_id)

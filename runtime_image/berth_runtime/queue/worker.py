@@ -1,0 +1,341 @@
+"""Queue worker: claim runs with a lease, heartbeat, execute, settle; reap expired leases.
+
+Postgres decides who runs what (`claim_runs` uses FOR UPDATE SKIP LOCKED and the partial unique
+index allows one running run per thread). Redis only shortens waits: wake-ups and cancel
+signals. Without Redis the worker polls, and cancel requests arrive with the heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from berth_runtime.context import Runtime
+from berth_runtime.crons.scheduler import scheduler_loop
+from berth_runtime.db import q
+from berth_runtime.executor.run import Outcome, execute_run, thread_snapshot
+from berth_runtime.queue import settle
+from berth_runtime.serde import dumps_bytes
+from berth_runtime.webhooks.send import send_webhook
+
+log = logging.getLogger(__name__)
+
+TEMPORARY_RUN_KEEP_SECONDS = 600
+
+
+@dataclass
+class ActiveRun:
+    run: dict[str, Any]
+    exec_task: asyncio.Task[Outcome] | None = None
+    task: asyncio.Task[None] | None = None
+    reason: str | None = None  # interrupt | rollback | lost | shutdown
+
+
+class Worker:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.slots = max(0, rt.settings.n_jobs_per_worker)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.active: dict[str, ActiveRun] = {}
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self.finished: collections.Counter[str] = collections.Counter()
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.slots > 0:
+            self._loops.append(asyncio.create_task(self._claim_loop(), name="berth-claim"))
+            self._loops.append(asyncio.create_task(self._cancel_loop(), name="berth-cancel"))
+        self._loops.append(asyncio.create_task(self._reaper_loop(), name="berth-reaper"))
+        self._loops.append(asyncio.create_task(scheduler_loop(self.rt), name="berth-crons"))
+        log.info("worker %s started with %s slots", self.owner, self.slots)
+
+    def stop_claiming(self) -> None:
+        self._stopping.set()
+        self._slot_freed.set()
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        """Stop claiming, let running runs finish within the grace period, re-queue the rest."""
+        self.stop_claiming()
+        running = [ar.task for ar in self.active.values() if ar.task is not None]
+        if running:
+            log.info("waiting up to %ss for %s running runs", grace_seconds, len(running))
+            await asyncio.wait(running, timeout=grace_seconds)
+        leftover = [ar for ar in self.active.values() if ar.task and not ar.task.done()]
+        for ar in leftover:
+            self._interrupt(ar, "shutdown")
+        if leftover:
+            await asyncio.wait([ar.task for ar in leftover if ar.task], timeout=15)
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await loop
+
+    # claiming --------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        settings = self.rt.settings
+        while not self._stopping.is_set():
+            free = self.slots - len(self.active)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                rows = await self._claim(free)
+            except psycopg.errors.UniqueViolation:
+                # Two runs of one thread raced for the running slot; the other one won.
+                await asyncio.sleep(0.01)
+                continue
+            except (psycopg.Error, OSError) as e:
+                log.warning("claiming runs failed: %r", e)
+                await asyncio.sleep(settings.poll_seconds)
+                continue
+            for row in rows:
+                self._start_run(dict(row))
+            if len(rows) < free and not self._stopping.is_set():
+                await self.rt.bus.wait_for_wake(settings.poll_seconds)
+
+    async def _claim(self, limit: int) -> list[Any]:
+        async with self.rt.pool.connection() as conn:
+            return await q.fetchall(
+                conn,
+                "claim_runs",
+                limit=limit,
+                owner=self.owner,
+                lease=self.rt.settings.lease_seconds,
+            )
+
+    def _start_run(self, run: dict[str, Any]) -> None:
+        ar = ActiveRun(run)
+        run_id = str(run["run_id"])
+        self.active[run_id] = ar
+        ar.task = asyncio.create_task(self._process(ar), name=f"berth-run-{run_id}")
+
+    # one run ---------------------------------------------------------------------------------
+
+    def _interrupt(self, ar: ActiveRun, reason: str) -> None:
+        # Once the graph has finished, its outcome stands: nothing left to interrupt.
+        if ar.reason is None and ar.exec_task is not None and not ar.exec_task.done():
+            ar.reason = reason
+            ar.exec_task.cancel()
+
+    async def _emit(self, run_id: str, event: str, data: Any) -> None:
+        await self.rt.bus.append_event(run_id, event, dumps_bytes(data))
+
+    async def _process(self, ar: ActiveRun) -> None:
+        run = ar.run
+        run_id = str(run["run_id"])
+        heartbeat = asyncio.create_task(self._heartbeat(ar), name=f"berth-hb-{run_id}")
+        try:
+
+            async def emit(event: str, data: Any) -> None:
+                await self._emit(run_id, event, data)
+
+            ar.exec_task = asyncio.create_task(execute_run(self.rt, run, emit))
+            outcome: Outcome | None = None
+            try:
+                outcome = await ar.exec_task
+                if ar.reason is not None:
+                    log.info("run %s: the graph finished before the %s took", run_id, ar.reason)
+            except asyncio.CancelledError:
+                if ar.reason is None:
+                    raise
+            except Exception as e:  # a bug on our side must still end the run, not loop it
+                log.exception("run %s: executor failed", run_id)
+                error = {"error": type(e).__name__, "message": str(e)}
+                outcome = Outcome("error", {"__error__": error}, None, None, error)
+            try:
+                await self._settle(ar, outcome)
+            except Exception:
+                # The lease will lapse and the reaper hands the run to another attempt.
+                log.exception("settling run %s failed", run_id)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            self.active.pop(run_id, None)
+            self._slot_freed.set()
+
+    async def _settle(self, ar: ActiveRun, outcome: Outcome | None) -> None:
+        rt, run, owner = self.rt, ar.run, self.owner
+        run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
+        kwargs = run["kwargs"]
+        cancelled = ar.reason in ("interrupt", "rollback")
+        if outcome is None and ar.reason == "lost":
+            log.warning("run %s: lease lost; another worker will take it over", run_id)
+            return
+        if outcome is None and ar.reason == "shutdown":
+            if await settle.requeue(rt, run, owner):
+                log.info("run %s re-queued at shutdown", run_id)
+                await rt.bus.wake()
+            return
+        status: str
+        if outcome is not None and not cancelled:
+            ok = await settle.finish(
+                rt, run, owner, outcome.status, outcome.output, outcome.snapshot, outcome.error
+            )
+            if not ok:
+                log.warning("run %s: lease lost before settling; result dropped", run_id)
+                return
+            status = outcome.status
+        elif ar.reason == "rollback":
+            if not await settle.rollback(rt, run, owner):
+                return
+            snapshot = await self._snapshot(kwargs["graph_id"], thread_id)
+            async with rt.pool.connection() as conn, conn.transaction():
+                await settle.set_thread_from_snapshot(conn, thread_id, snapshot, None, False)
+            status = "interrupted"
+        elif ar.reason == "interrupt":
+            snapshot = await self._snapshot(kwargs["graph_id"], thread_id)
+            values = snapshot["values"] if snapshot else {}
+            if not await settle.finish(rt, run, owner, "interrupted", values, snapshot, None):
+                return
+            status = "interrupted"
+        else:
+            return
+        self.finished[status] += 1
+        await settle.publish_end(rt, run_id, status)
+        await rt.bus.wake()
+        if kwargs.get("webhook"):
+            task = asyncio.create_task(send_webhook(rt, run_id), name=f"berth-webhook-{run_id}")
+            rt.background.add(task)
+            task.add_done_callback(rt.background.discard)
+        if kwargs.get("temporary") and kwargs.get("on_completion", "delete") == "delete":
+            await settle.delete_thread_everywhere(rt, thread_id, keep_runs=True)
+
+    async def _snapshot(self, graph_id: str, thread_id: str) -> dict[str, Any] | None:
+        try:
+            return await thread_snapshot(self.rt, graph_id, thread_id)
+        except Exception as e:
+            log.warning("reading state of thread %s failed: %r", thread_id, e)
+            return None
+
+    async def _heartbeat(self, ar: ActiveRun) -> None:
+        settings = self.rt.settings
+        run = ar.run
+        while True:
+            await asyncio.sleep(settings.heartbeat_seconds)
+            try:
+                async with self.rt.pool.connection() as conn:
+                    row = await q.fetchone(
+                        conn,
+                        "heartbeat",
+                        run_id=run["run_id"],
+                        owner=self.owner,
+                        attempt=run["attempt"],
+                        lease=settings.lease_seconds,
+                    )
+            except (psycopg.Error, OSError) as e:
+                log.warning("heartbeat of run %s failed: %r", run["run_id"], e)
+                continue
+            if row is None:
+                if ar.reason is None:
+                    self._interrupt(ar, "lost")
+                return
+            if row["cancel_action"] and ar.reason is None:
+                self._interrupt(ar, row["cancel_action"])
+            elif (
+                ar.reason in ("interrupt", "rollback") and ar.exec_task and not ar.exec_task.done()
+            ):
+                ar.exec_task.cancel()  # the graph swallowed the first cancel: ask again
+
+    async def _cancel_loop(self) -> None:
+        async for run_id, action in self.rt.bus.cancel_signals(self.rt.settings.poll_seconds):
+            ar = self.active.get(run_id)
+            if ar is not None:
+                self._interrupt(ar, "rollback" if action == "rollback" else "interrupt")
+
+    # reaping ---------------------------------------------------------------------------------
+
+    async def _reaper_loop(self) -> None:
+        settings = self.rt.settings
+        cp_ttl = self.rt.config.checkpointer_ttl
+        sweep_every = cp_ttl.sweep_interval_minutes * 60 if cp_ttl else 0.0
+        last_sweep = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(settings.reaper_interval_seconds)
+            try:
+                await self.reap_once()
+                await self._sweep_thread_ttls()
+                if cp_ttl and cp_ttl.default_ttl and loop.time() - last_sweep >= sweep_every:
+                    last_sweep = loop.time()
+                    await self._sweep_threads(cp_ttl.default_ttl)
+            except (psycopg.Error, OSError) as e:
+                log.warning("reaper pass failed: %r", e)
+            except Exception:
+                log.exception("reaper pass failed")
+
+    async def reap_once(self) -> int:
+        rt = self.rt
+        async with rt.pool.connection() as conn, conn.transaction():
+            rows = await q.fetchall(
+                conn, "reap_expired", max_attempts=rt.settings.bg_job_max_retries
+            )
+            for row in rows:
+                if row["status"] != "pending":
+                    error = (row["result"] or {}).get("__error__")
+                    await q.execute(
+                        conn,
+                        "set_thread_state_keep_values",
+                        thread_id=row["thread_id"],
+                        error=error,
+                        idle_status="error" if row["status"] == "error" else "idle",
+                    )
+                    await q.execute(conn, "refresh_thread_status", thread_id=row["thread_id"])
+            await q.fetchall(conn, "purge_temporary_runs", keep_seconds=TEMPORARY_RUN_KEEP_SECONDS)
+        requeued = 0
+        for row in rows:
+            run_id = str(row["run_id"])
+            if row["status"] == "pending":
+                requeued += 1
+                log.warning(
+                    "run %s: lease expired on attempt %s; re-queued", run_id, row["attempt"]
+                )
+            else:
+                log.warning("run %s: lease expired; final status %s", run_id, row["status"])
+                error = (row["result"] or {}).get("__error__")
+                if error:
+                    await rt.bus.append_event(run_id, "error", dumps_bytes(error))
+                await settle.publish_end(rt, run_id, row["status"])
+                task = asyncio.create_task(send_webhook(rt, run_id))
+                rt.background.add(task)
+                task.add_done_callback(rt.background.discard)
+        if requeued:
+            await rt.bus.wake(requeued)
+        return len(rows)
+
+    async def _sweep_thread_ttls(self) -> None:
+        """Per-thread `ttl`: `delete` drops the thread, `keep_latest` prunes its history."""
+        async with self.rt.pool.connection() as conn:
+            rows = await q.fetchall(conn, "ttl_expired_threads")
+        for row in rows:
+            tid = str(row["thread_id"])
+            if row["strategy"] == "keep_latest":
+                await self.rt.checkpointer.aprune([tid], strategy="keep_latest")
+                async with self.rt.pool.connection() as conn:
+                    await q.execute(conn, "touch_thread", thread_id=row["thread_id"])
+            else:
+                await settle.delete_thread_everywhere(self.rt, tid)
+            log.info("thread %s: ttl expired (%s)", tid, row["strategy"] or "delete")
+
+    async def _sweep_threads(self, minutes: float) -> None:
+        async with self.rt.pool.connection() as conn:
+            rows = await q.fetchall(conn, "expired_threads", minutes=minutes)
+        for row in rows:
+            await settle.delete_thread_everywhere(self.rt, str(row["thread_id"]))
+        if rows:
+            log.info("checkpointer ttl: deleted %s threads", len(rows))

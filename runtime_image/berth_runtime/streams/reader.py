@@ -1,0 +1,113 @@
+"""Read a run's events back: from its Redis stream, or from Postgres when Redis cannot say."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import HTTPException
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from berth_runtime.context import Runtime
+from berth_runtime.db import q
+from berth_runtime.models import TERMINAL
+from berth_runtime.serde import dumps_bytes
+from berth_runtime.streams.sse import format_sse, wanted
+
+
+async def run_by_id(rt: Runtime, run_id: Any) -> dict[str, Any] | None:
+    async with rt.pool.connection() as conn:
+        row = await q.fetchone(conn, "get_run_by_id", run_id=run_id)
+    return dict(row) if row else None
+
+
+StreamItem = tuple[str, bytes, str | None]  # (event, JSON data, stream id)
+
+STREAM_ID = re.compile(r"\d+-\d+")
+
+
+def check_stream_id(value: str | None) -> str | None:
+    if value is not None and not STREAM_ID.fullmatch(value):
+        raise HTTPException(422, f"Last-Event-ID {value!r} is not an event id of this stream")
+    return value
+
+
+async def run_event_items(
+    rt: Runtime, run_id: str, last_event_id: str | None
+) -> AsyncIterator[StreamItem]:
+    """A run's events from its Redis stream, ending with `end`.
+
+    Postgres is checked whenever the stream is quiet: if the run is over and Redis has no `end`
+    (Redis down, or the stream expired), the final values come from the run row instead.
+    """
+    cursor = last_event_id or "0-0"
+    poll = min(rt.settings.poll_seconds, 0.5)
+    saw_any = False
+    while True:
+        entries = await rt.bus.read_events(run_id, cursor, block_ms=1000)
+        if entries is None:
+            await asyncio.sleep(poll)
+        for eid, event, data in entries or []:
+            cursor, saw_any = eid, True
+            yield event, data, eid
+            if event == "end":
+                return
+        if entries:
+            continue
+        row = await run_by_id(rt, uuid.UUID(run_id))
+        if row is not None and row["status"] not in TERMINAL:
+            continue
+        if row is not None and entries is not None:
+            # Over in Postgres: give the worker's last events a moment to land in Redis.
+            late = await rt.bus.read_events(run_id, cursor, block_ms=300)
+            for eid, event, data in late or []:
+                cursor, saw_any = eid, True
+                yield event, data, eid
+                if event == "end":
+                    return
+        status = row["status"] if row else "interrupted"
+        result = (row or {}).get("result") or {}
+        if not saw_any and isinstance(result, dict):
+            values = {k: v for k, v in result.items() if k != "__error__"}
+            yield "values", dumps_bytes(values), None
+            if "__error__" in result:
+                yield "error", dumps_bytes(result["__error__"]), None
+        yield "end", dumps_bytes({"run_id": run_id, "status": status}), None
+        return
+
+
+async def run_events(
+    rt: Runtime,
+    run_id: str,
+    last_event_id: str | None,
+    modes: list[str] | None,
+) -> AsyncIterator[bytes]:
+    """SSE frames of a run, filtered to the requested stream modes."""
+    async for event, data, eid in run_event_items(rt, run_id, last_event_id):
+        if wanted(event, modes):
+            yield format_sse(event, data, eid)
+
+
+def sse_response(
+    rt: Runtime,
+    frames: AsyncIterator[bytes],
+    headers: dict[str, str],
+    on_client_close: Callable[[Any], Awaitable[None]] | None = None,
+) -> EventSourceResponse:
+    return EventSourceResponse(
+        frames,
+        headers=headers,
+        client_close_handler_callable=on_client_close,
+        ping=int(max(1, rt.settings.sse_heartbeat_seconds)),
+        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
+    )
+
+
+async def wait_until_done(rt: Runtime, run_id: str) -> dict[str, Any] | None:
+    """Block until the run is over; its final row (None if it was rolled back)."""
+    async for _ in run_event_items(rt, run_id, None):
+        pass
+    return await run_by_id(rt, uuid.UUID(run_id))
