@@ -116,7 +116,7 @@ class WorkersSpec(BerthModel):
 class QueueDepthMetric(BerthModel):
     """Scale on pending runs, read by the HPA from an external-metrics adapter."""
 
-    metric_name: str = Field(default="berth_pending_runs", min_length=1)
+    metric_name: str = Field(default="berth_runs_pending", min_length=1)
     target_pending_runs_per_replica: int = Field(default=10, ge=1)
 
 

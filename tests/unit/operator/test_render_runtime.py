@@ -122,7 +122,7 @@ def test_queue_depth_autoscaling_targets_workers_with_an_external_metric() -> No
     assert hpa["spec"]["scaleTargetRef"]["name"] == "demo-worker"
     (metric,) = hpa["spec"]["metrics"]
     assert metric["type"] == "External"
-    assert metric["external"]["metric"]["name"] == "berth_pending_runs"
+    assert metric["external"]["metric"]["name"] == "berth_runs_pending"
     assert metric["external"]["metric"]["selector"]["matchLabels"]["agentdeployment"] == "demo"
     assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "4"}
 
