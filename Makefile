@@ -89,5 +89,5 @@ e2e-kind: ## (needs Docker; not run in CI) Install the chart into kind and deplo
 	$(BIN)/kubectl wait --for=condition=Ready agentdeployment/example --timeout=300s
 
 .PHONY: clean
-clean: ## Remove .venv and local state (.berth); keeps the control-plane build cache
-	rm -rf $(VENV) .berth .mypy_cache .ruff_cache
+clean: ## Remove .venv, .venv-bench and local state (.berth); keeps the control-plane build cache
+	rm -rf $(VENV) .venv-bench .berth .mypy_cache .ruff_cache

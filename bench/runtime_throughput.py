@@ -1,0 +1,420 @@
+"""Runtime throughput: Berth against `langgraph dev`, same graph, same client, same run.
+
+N concurrent langgraph-sdk clients each own one thread and run a trivial one-node graph
+(bench/graphs/echo.py) on it back to back, so a thread never has two runs at once and
+every run is a real create -> queue -> execute -> checkpoint -> stream round trip.
+
+Two phases per server, each with `--runs` runs in total:
+  stream  `runs.stream(thread, "echo", stream_mode="values")`, timing per run
+          - first event: request sent -> first SSE event (the `metadata` event: the run
+            row exists);
+          - first values: request sent -> first `values` event (a worker picked the run up
+            and the graph started);
+          - complete: request sent -> end of the stream (run finished).
+  wait    `runs.wait(...)`: latency of the whole call, and runs/s = runs / wall time.
+Both phases also report the server's CPU time per run (user+system, from /proc, over the
+server's process trees: berth-runtime + Postgres + Redis for Berth), and the server's CPU
+use at rest is measured for a few seconds before any load.
+
+Berth runs on real Postgres and Redis started from local binaries; the peer is the
+official in-memory dev server (`langgraph dev` from langgraph-cli[inmem], installed in
+.venv-bench by hack/ensure-bench-venv.sh), which keeps everything in process memory.
+Both get 10 concurrent jobs per worker. Everything binds to 127.0.0.1.
+
+    .venv/bin/python bench/runtime_throughput.py [--clients 10] [--runs 200]
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the repo, on sys.path
+    sys.path.insert(0, str(ROOT))
+
+from langgraph_sdk import get_client  # noqa: E402
+
+from examples.demo_runtime import serve_berth_runtime, stop_process, wait_until_ok  # noqa: E402
+from tests.support.servers import (  # noqa: E402
+    create_database,
+    free_port,
+    postgres_server,
+    redis_server,
+    wait_for_port,
+)
+
+GRAPH_CONFIG = ROOT / "bench" / "graphs" / "langgraph.json"
+ASSISTANT = "echo"
+BENCH_VENV = ROOT / ".venv-bench"
+JOBS_PER_WORKER = 10
+WARMUP_RUNS = 10
+IDLE_SECONDS = 3.0
+
+# ---------------------------------------------------------------------------------------
+# Pure: statistics and the report
+# ---------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sample."""
+    if not values:
+        raise ValueError("percentile of an empty sample")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase on one server: wall time, server-side CPU time, per-run latencies (s)."""
+
+    runs: int
+    wall: float
+    cpu_by_process: dict[str, float]
+    latencies: dict[str, list[float]]
+
+    @property
+    def server_cpu(self) -> float:
+        return sum(self.cpu_by_process.values())
+
+    @property
+    def runs_per_second(self) -> float:
+        return self.runs / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def cpu_ms_per_run(self) -> float:
+        return self.server_cpu / self.runs * 1000 if self.runs else 0.0
+
+    def p(self, metric: str, q: float) -> float:
+        return percentile(self.latencies[metric], q)
+
+
+@dataclass(frozen=True)
+class ServerResult:
+    name: str
+    idle_cpu_ms_per_s: float  # what the server burns with no load (pollers, heartbeats)
+    stream: Phase
+    wait: Phase
+
+
+ROWS: list[tuple[str, str, str]] = [
+    # label, phase, metric ("" means runs per second, "cpu" server CPU ms per run)
+    ("stream: runs/s", "stream", ""),
+    ("stream: first event p50 ms", "stream", "first_event"),
+    ("stream: first event p99 ms", "stream", "first_event"),
+    ("stream: first values p50 ms", "stream", "first_values"),
+    ("stream: first values p99 ms", "stream", "first_values"),
+    ("stream: complete p50 ms", "stream", "complete"),
+    ("stream: complete p99 ms", "stream", "complete"),
+    ("wait: runs/s", "wait", ""),
+    ("wait: latency p50 ms", "wait", "complete"),
+    ("wait: latency p99 ms", "wait", "complete"),
+    ("stream: server CPU ms/run", "stream", "cpu"),
+    ("wait: server CPU ms/run", "wait", "cpu"),
+    ("idle: server CPU ms/s", "idle", "cpu"),
+]
+
+
+def row_value(result: ServerResult, label: str, phase: str, metric: str) -> float:
+    if phase == "idle":
+        return result.idle_cpu_ms_per_s
+    data = result.stream if phase == "stream" else result.wait
+    if not metric:
+        return data.runs_per_second
+    if metric == "cpu":
+        return data.cpu_ms_per_run
+    return data.p(metric, 99 if "p99" in label else 50) * 1000
+
+
+def report(berth: ServerResult, peer: ServerResult | None) -> str:
+    """A table of every metric, with Berth / peer ratios (above 1 means Berth is higher)."""
+    header = f"{'metric':<30}{'berth':>12}"
+    if peer is not None:
+        header += f"{peer.name:>16}{'berth/peer':>12}"
+    lines = [header, "-" * len(header)]  # ratios: berth / peer
+    for label, phase, metric in ROWS:
+        ours = row_value(berth, label, phase, metric)
+        line = f"{label:<30}{ours:>12.1f}"
+        if peer is not None:
+            theirs = row_value(peer, label, phase, metric)
+            ratio = f"{ours / theirs:.2f}" if theirs else "n/a"
+            line += f"{theirs:>16.1f}{ratio:>12}"
+        lines.append(line)
+    for result in (berth, peer):
+        if result is not None:
+            lines.append(f"{result.name} server CPU ms/run by process: {cpu_breakdown(result)}")
+    return "\n".join(lines)
+
+
+def cpu_breakdown(result: ServerResult) -> str:
+    parts = []
+    for label, phase in (("stream", result.stream), ("wait", result.wait)):
+        each = ", ".join(
+            f"{name} {cpu / phase.runs * 1000:.1f}" for name, cpu in phase.cpu_by_process.items()
+        )
+        parts.append(f"{label}: {each}")
+    return "; ".join(parts)
+
+
+def tree_cpu_seconds(stats: dict[int, tuple[int, float]], roots: Sequence[int]) -> float:
+    """CPU seconds of `roots` and all their descendants, from {pid: (ppid, cpu seconds)}."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    seen: set[int] = set()
+    todo = [r for r in roots if r in stats]
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            todo.extend(children.get(pid, []))
+    return sum(stats[pid][1] for pid in seen)
+
+
+def parse_proc_stat(text: str, ticks: float) -> tuple[int, float]:
+    """(ppid, user+system CPU seconds of the process and its reaped children) of /proc/N/stat."""
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces
+    ppid = int(fields[1])
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return ppid, (utime + stime + cutime + cstime) / ticks
+
+
+def read_proc_stats() -> dict[int, tuple[int, float]]:
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError):
+                stats[int(entry.name)] = parse_proc_stat((entry / "stat").read_text(), ticks)
+    return stats
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test: its URL and the named process trees whose CPU time is its cost."""
+
+    url: str
+    processes: dict[str, int]
+
+    def cpu_seconds(self) -> dict[str, float]:
+        stats = read_proc_stats()
+        return {name: tree_cpu_seconds(stats, [pid]) for name, pid in self.processes.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# The load: N clients, one thread each, runs back to back
+# ---------------------------------------------------------------------------------------
+
+
+def split(total: int, parts: int) -> list[int]:
+    """Share `total` runs between `parts` clients as evenly as possible."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+async def stream_once(client: Any, thread_id: str, index: int) -> dict[str, float]:
+    start = time.perf_counter()
+    first_event = first_values = None
+    final: Any = None
+    async for chunk in client.runs.stream(
+        thread_id, ASSISTANT, input={"text": f"ping {index}"}, stream_mode="values"
+    ):
+        now = time.perf_counter() - start
+        if first_event is None:
+            first_event = now
+        if chunk.event == "values":
+            final = chunk.data
+            if first_values is None:
+                first_values = now
+        if chunk.event == "error":
+            raise RuntimeError(f"run failed: {chunk.data}")
+    complete = time.perf_counter() - start
+    if first_event is None or first_values is None or final.get("reply") != f"ping {index}":
+        raise RuntimeError(f"unexpected stream for run {index}: last values {final!r}")
+    return {"first_event": first_event, "first_values": first_values, "complete": complete}
+
+
+async def wait_once(client: Any, thread_id: str, index: int) -> dict[str, float]:
+    start = time.perf_counter()
+    values = await client.runs.wait(thread_id, ASSISTANT, input={"text": f"ping {index}"})
+    elapsed = time.perf_counter() - start
+    if not isinstance(values, dict) or values.get("reply") != f"ping {index}":
+        raise RuntimeError(f"unexpected result for run {index}: {values!r}")
+    return {"complete": elapsed}
+
+
+RunOnce = Callable[[Any, str, int], Awaitable[dict[str, float]]]
+
+
+async def run_phase(
+    target: Target, clients: Sequence[Any], threads: Sequence[str], runs: int, once: RunOnce
+) -> Phase:
+    latencies: dict[str, list[float]] = {}
+    counter = iter(range(runs))
+
+    async def worker(client: Any, thread_id: str, count: int) -> None:
+        for _ in range(count):
+            sample = await once(client, thread_id, next(counter))
+            for key, value in sample.items():
+                latencies.setdefault(key, []).append(value)
+
+    cpu_before = target.cpu_seconds()
+    start = time.perf_counter()
+    await asyncio.gather(
+        *(
+            worker(c, t, n)
+            for c, t, n in zip(clients, threads, split(runs, len(clients)), strict=True)
+        )
+    )
+    wall = time.perf_counter() - start
+    cpu_after = target.cpu_seconds()
+    cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+    return Phase(runs, wall, cpu, latencies)
+
+
+async def measure(name: str, target: Target, n_clients: int, runs: int) -> ServerResult:
+    clients = [get_client(url=target.url, timeout=60.0) for _ in range(n_clients)]
+    try:
+        threads = [(await c.threads.create())["thread_id"] for c in clients]
+        before = sum(target.cpu_seconds().values())
+        await asyncio.sleep(IDLE_SECONDS)
+        idle = (sum(target.cpu_seconds().values()) - before) / IDLE_SECONDS * 1000
+        print(f"   {name}: warming up ({WARMUP_RUNS} runs)", flush=True)
+        await run_phase(target, clients, threads, WARMUP_RUNS, wait_once)
+        print(f"   {name}: stream phase ({runs} runs, {n_clients} clients)", flush=True)
+        stream = await run_phase(target, clients, threads, runs, stream_once)
+        print(f"   {name}: wait phase ({runs} runs, {n_clients} clients)", flush=True)
+        wait = await run_phase(target, clients, threads, runs, wait_once)
+    finally:
+        for c in clients:
+            await c.aclose()
+    return ServerResult(name, idle, stream, wait)
+
+
+# ---------------------------------------------------------------------------------------
+# The servers
+# ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def berth_server() -> Iterator[Target]:
+    print(">> starting Postgres and Redis (local binaries) for Berth", flush=True)
+    with postgres_server() as postgres, redis_server() as redis:
+        database_uri = create_database(postgres.uri, "berth_bench")
+        print(">> starting berth-runtime", flush=True)
+        with serve_berth_runtime(
+            GRAPH_CONFIG, database_uri, redis.uri, jobs_per_worker=JOBS_PER_WORKER
+        ) as server:
+            processes = {
+                "berth-runtime": server.proc.pid,
+                "postgres": postgres.proc.pid,
+                "redis": redis.proc.pid,
+            }
+            yield Target(server.url, processes)
+
+
+def ensure_bench_venv() -> Path:
+    subprocess.run(["bash", str(ROOT / "hack" / "ensure-bench-venv.sh")], check=True)
+    return BENCH_VENV / "bin" / "langgraph"
+
+
+@contextlib.contextmanager
+def langgraph_dev_server() -> Iterator[Target]:
+    """`langgraph dev` on a copy of bench/graphs: it resolves graph paths against its
+    working directory and writes its state (.langgraph_api) there."""
+    langgraph = ensure_bench_venv()
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="berth-bench-lgdev-"))
+    graphs = workdir / "graphs"
+    shutil.copytree(GRAPH_CONFIG.parent, graphs, ignore=shutil.ignore_patterns("__pycache__"))
+    log = workdir / "langgraph-dev.log"
+    env = {
+        **os.environ,
+        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+        "LANGSMITH_TRACING": "false",
+        "LANGCHAIN_TRACING_V2": "false",
+    }
+    command = [
+        str(langgraph), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
+        "--port", str(port), "--config", "langgraph.json",
+        "--n-jobs-per-worker", str(JOBS_PER_WORKER), "--server-log-level", "WARNING",
+    ]  # fmt: skip
+    print(">> starting langgraph dev (langgraph-cli[inmem], in-memory)", flush=True)
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=graphs
+        )
+    try:
+        wait_for_port(port, 120, proc)
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ok(url, proc, timeout=120)
+        yield Target(url, {"langgraph dev": proc.pid})
+    except BaseException:
+        stop_process(proc)
+        tail = log.read_text(errors="replace")[-3000:]
+        print(f"!! langgraph dev log ({log}):\n{tail}", file=sys.stderr)
+        raise
+    stop_process(proc)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def machine() -> str:
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+async def bench_server(
+    name: str,
+    server: Callable[[], contextlib.AbstractContextManager[Target]],
+    args: argparse.Namespace,
+) -> ServerResult:
+    with server() as target:
+        return await asyncio.wait_for(measure(name, target, args.clients, args.runs), args.timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Berth vs langgraph dev: runs/s and latency.")
+    parser.add_argument("--clients", type=int, default=10, help="concurrent SDK clients (10)")
+    parser.add_argument("--runs", type=int, default=200, help="runs per phase and server (200)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per server (300)")
+    parser.add_argument("--no-peer", action="store_true", help="skip langgraph dev (no ratio)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.clients <= 100 or not 1 <= args.runs <= 5000:
+        parser.error("--clients must be 1..100 and --runs 1..5000")
+
+    print(f">> runtime throughput: {args.clients} clients, {args.runs} runs per phase")
+    print(f"   machine: {machine()}")
+    berth = asyncio.run(bench_server("berth", berth_server, args))
+    peer = (
+        None
+        if args.no_peer
+        else asyncio.run(bench_server("langgraph-dev", langgraph_dev_server, args))
+    )
+    print()
+    print(report(berth, peer))
+    print()
+    print(
+        "first event = request sent -> first SSE event (metadata); first values = -> first "
+        "`values` event (graph started); complete = -> stream end or /wait response. "
+        "server CPU = user+system CPU time of the server's processes during the phase "
+        "(Berth: berth-runtime + Postgres + Redis; peer: the langgraph dev process) / runs; "
+        f"idle = the same over {IDLE_SECONDS:.0f} s with no load, per second. "
+        "berth/peer above 1 means Berth is higher (better for runs/s, worse otherwise)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The example agent: a support assistant whose refunds wait for a human's approval."""
