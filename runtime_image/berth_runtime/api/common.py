@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import HTTPException, Request
 from fastapi.responses import Response
+from psycopg import sql
 
 from berth_runtime.context import Runtime
 from berth_runtime.db import q
@@ -36,6 +38,50 @@ def paging_headers(total: int, offset: int, returned: int) -> dict[str, str]:
     if offset + returned < total:
         headers["X-Pagination-Next"] = str(offset + returned)
     return headers
+
+
+def order_by(column: str, direction: str | None, *, nulls_last: bool = False) -> sql.Composable:
+    """An ORDER BY term; `column` must come from a validated (Literal) request field."""
+    return sql.SQL("{} {}{}").format(
+        sql.Identifier(column),
+        sql.SQL("ASC" if direction == "asc" else "DESC"),
+        sql.SQL(" NULLS LAST" if nulls_last else ""),
+    )
+
+
+async def search_page(
+    rt: Runtime,
+    table: str,
+    where: sql.Composable,
+    params: dict[str, Any],
+    *,
+    order: sql.Composable,
+    limit: int,
+    offset: int,
+    select: Sequence[str] | None,
+    to_json: Callable[[Any], dict[str, Any]],
+) -> Response:
+    """One page of a search, with the total in the X-Pagination headers: a window count
+    comes with the rows; a page past the end asks for the count separately."""
+    page = sql.SQL(
+        "SELECT *, count(*) OVER () AS total FROM {} WHERE {} ORDER BY {} "
+        "LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(sql.Identifier(table), where, order)
+    async with rt.pool.connection() as conn:
+        cur = await conn.execute(page, {**params, "limit": limit, "offset": offset})
+        rows = await cur.fetchall()
+        if rows:
+            total = int(rows[0]["total"])
+        else:
+            count = sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(
+                sql.Identifier(table), where
+            )
+            row = await (await conn.execute(count, params)).fetchone()
+            total = int(row["n"]) if row else 0
+    items = [to_json(r) for r in rows]
+    if select:
+        items = [{k: v for k, v in item.items() if k in select} for item in items]
+    return json_response(items, headers=paging_headers(total, offset, len(items)))
 
 
 def parse_uuid(value: str, what: str) -> uuid.UUID:

@@ -14,10 +14,11 @@ from pydantic import ValidationError
 
 from berth_runtime.api.common import (
     json_response,
-    paging_headers,
+    order_by,
     parse_uuid,
     resolve_assistant,
     rt_of,
+    search_page,
 )
 from berth_runtime.api.threads import get_thread_row
 from berth_runtime.auth.authorize import authorize, visible
@@ -191,21 +192,17 @@ async def _filters(
 async def search_crons(body: CronSearch, request: Request) -> Response:
     rt = rt_of(request)
     where, params = await _filters(request, body)
-    order = sql.SQL("{} {} NULLS LAST").format(
-        sql.Identifier(body.sort_by), sql.SQL("ASC" if body.sort_order == "asc" else "DESC")
+    return await search_page(
+        rt,
+        "cron",
+        where,
+        params,
+        order=order_by(body.sort_by, body.sort_order, nulls_last=True),
+        limit=body.limit,
+        offset=body.offset,
+        select=body.select,
+        to_json=cron_json,
     )
-    stmt = sql.SQL(
-        "SELECT *, count(*) OVER () AS total FROM cron WHERE {} ORDER BY {} "
-        "LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(where, order)
-    params.update(limit=body.limit, offset=body.offset)
-    async with rt.pool.connection() as conn:
-        rows = await (await conn.execute(stmt, params)).fetchall()
-    total = int(rows[0]["total"]) if rows else 0
-    items = [cron_json(r) for r in rows]
-    if body.select:
-        items = [{k: v for k, v in item.items() if k in body.select} for item in items]
-    return json_response(items, headers=paging_headers(total, body.offset, len(items)))
 
 
 @router.post("/runs/crons/count")

@@ -11,7 +11,14 @@ from langgraph.errors import EmptyInputError, InvalidUpdateError
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from berth_runtime.api.common import json_response, paging_headers, parse_uuid, row_json, rt_of
+from berth_runtime.api.common import (
+    json_response,
+    order_by,
+    parse_uuid,
+    row_json,
+    rt_of,
+    search_page,
+)
 from berth_runtime.auth.authorize import authorize, visible
 from berth_runtime.auth.filters import containment
 from berth_runtime.context import Runtime
@@ -187,22 +194,17 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
     rt = rt_of(request)
     auth_filter = await _search_filter(request, body)
     where, params = _thread_filters(body, auth_filter)
-    order = sql.SQL("{} {}").format(
-        sql.Identifier(body.sort_by or "created_at"),
-        sql.SQL("ASC" if body.sort_order == "asc" else "DESC"),
+    return await search_page(
+        rt,
+        "thread",
+        where,
+        params,
+        order=order_by(body.sort_by or "created_at", body.sort_order),
+        limit=body.limit,
+        offset=body.offset,
+        select=body.select,
+        to_json=thread_json,
     )
-    stmt = sql.SQL(
-        "SELECT *, count(*) OVER () AS total FROM thread WHERE {} ORDER BY {} "
-        "LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(where, order)
-    params.update(limit=body.limit, offset=body.offset)
-    async with rt.pool.connection() as conn:
-        rows = await (await conn.execute(stmt, params)).fetchall()
-        total = rows[0]["total"] if rows else await _count(conn, body, auth_filter)
-    items = [thread_json(r) for r in rows]
-    if body.select:
-        items = [{k: v for k, v in item.items() if k in body.select} for item in items]
-    return json_response(items, headers=paging_headers(total, body.offset, len(items)))
 
 
 @router.post("/threads/count")

@@ -109,6 +109,11 @@ async def test_search_pagination_headers(client: LangGraphClient, http: httpx.As
         "/threads/search", json={"metadata": {"page": tag}, "limit": 2, "offset": 2}
     )
     assert len(r.json()) == 1 and "X-Pagination-Next" not in r.headers
+    # A page past the end is empty but still reports the total.
+    r = await http.post(
+        "/threads/search", json={"metadata": {"page": tag}, "limit": 2, "offset": 10}
+    )
+    assert r.json() == [] and r.headers["X-Pagination-Total"] == "3"
 
 
 async def test_thread_crud(client: LangGraphClient) -> None:
