@@ -110,16 +110,25 @@ def row_json(row: Any) -> dict[str, Any]:
     return out
 
 
-async def resolve_assistant(rt: Runtime, assistant_id: str) -> dict[str, Any]:
-    """An assistant by UUID or by graph name (the graph's default assistant); 404 otherwise."""
+def assistant_uuid(rt: Runtime, assistant_id: str) -> uuid.UUID:
+    """The id an assistant is stored under: a UUID, or a graph name (its default assistant)."""
     try:
-        aid = uuid.UUID(str(assistant_id))
+        return uuid.UUID(str(assistant_id))
     except ValueError:
         if assistant_id not in rt.graphs:
             raise HTTPException(404, f"Assistant '{assistant_id}' not found") from None
-        aid = default_assistant_id(assistant_id)
-    async with rt.pool.connection() as conn:
-        row = await q.fetchone(conn, "get_assistant", assistant_id=aid)
+        return default_assistant_id(assistant_id)
+
+
+def found_assistant(row: Any, assistant_id: str) -> dict[str, Any]:
     if row is None:
         raise HTTPException(404, f"Assistant '{assistant_id}' not found")
     return dict(row)
+
+
+async def resolve_assistant(rt: Runtime, assistant_id: str) -> dict[str, Any]:
+    """An assistant by UUID or by graph name (the graph's default assistant); 404 otherwise."""
+    aid = assistant_uuid(rt, assistant_id)
+    async with rt.pool.connection() as conn:
+        row = await q.fetchone(conn, "get_assistant", assistant_id=aid)
+    return found_assistant(row, assistant_id)

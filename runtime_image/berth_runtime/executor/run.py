@@ -91,6 +91,8 @@ async def resumes_from_checkpoint(rt: Runtime, run: dict[str, Any]) -> bool:
     The latest checkpoint of the thread carries the run id in its metadata; if it is this run's,
     an earlier attempt got that far (a run that never executed cannot own a checkpoint).
     """
+    if run.get("never_claimed"):
+        return False  # no earlier attempt started, so none can have checkpointed
     latest = await rt.checkpointer.aget_tuple(thread_config(str(run["thread_id"])))
     return bool(latest and (latest.metadata or {}).get("run_id") == str(run["run_id"]))
 

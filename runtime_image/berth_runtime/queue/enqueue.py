@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from berth_runtime.api.common import parse_uuid, resolve_assistant
+from berth_runtime.api.common import assistant_uuid, found_assistant, parse_uuid
 from berth_runtime.config import WebhookPolicy
 from berth_runtime.context import Runtime
 from berth_runtime.db import q
@@ -82,20 +82,29 @@ def _validate(body: _RunCreate, stateless: bool, policy: WebhookPolicy) -> None:
 async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> dict[str, Any]:
     stateless = thread_id is None
     _validate(body, stateless, rt.config.webhooks)
-    assistant = await resolve_assistant(rt, body.assistant_id)
-    if assistant["graph_id"] not in rt.graphs:
-        raise HTTPException(404, f"Graph '{assistant['graph_id']}' not found")
-    kwargs = run_kwargs(body, assistant, stateless)
+    aid = assistant_uuid(rt, body.assistant_id)
+    tid = uuid.uuid4() if thread_id is None else parse_uuid(thread_id, "thread_id")
     strategy = body.multitask_strategy if isinstance(body, RunCreateStateful) else "enqueue"
     run_id = uuid.uuid4()
-    thread_meta = {
-        "graph_id": assistant["graph_id"],
-        "assistant_id": str(assistant["assistant_id"]),
-    }
     to_cancel: list[str] = []
-    async with rt.pool.connection() as conn, conn.transaction():
+    # One connection and, in the common case, two round trips: the assistant, BEGIN, the thread
+    # lock and the runs in flight go out together (pipelined, still one statement after the
+    # other, so the in-flight read sees everything committed before the lock was granted);
+    # then the insert, the thread update and COMMIT.
+    async with rt.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        assistant_cur = await conn.execute(q.sql_bytes("get_assistant"), {"assistant_id": aid})
+        if thread_id is not None:
+            lock_cur = await conn.execute(q.sql_bytes("lock_thread"), {"thread_id": tid})
+            inflight_cur = await conn.execute(q.sql_bytes("inflight_runs"), {"thread_id": tid})
+        assistant = found_assistant(await assistant_cur.fetchone(), body.assistant_id)
+        if assistant["graph_id"] not in rt.graphs:
+            raise HTTPException(404, f"Graph '{assistant['graph_id']}' not found")
+        kwargs = run_kwargs(body, assistant, stateless)
+        thread_meta = {
+            "graph_id": assistant["graph_id"],
+            "assistant_id": str(assistant["assistant_id"]),
+        }
         if thread_id is None:
-            tid = uuid.uuid4()
             await q.execute(
                 conn,
                 "insert_thread",
@@ -108,8 +117,8 @@ async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> di
             )
             inflight: list[Any] = []
         else:
-            tid = parse_uuid(thread_id, "thread_id")
-            thread = await q.fetchone(conn, "lock_thread", thread_id=tid)
+            thread = await lock_cur.fetchone()
+            inflight = await inflight_cur.fetchall()
             if thread is None or thread["temporary"]:
                 if isinstance(body, RunCreateStateful) and body.if_not_exists == "create":
                     await q.execute(
@@ -121,37 +130,43 @@ async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> di
                         ttl=None,
                         temporary=False,
                     )
-                    await q.fetchone(conn, "lock_thread", thread_id=tid)
+                    await q.returning(conn, "lock_thread", thread_id=tid)
+                    inflight = await q.returning(conn, "inflight_runs", thread_id=tid)
                 else:
                     raise HTTPException(404, f"Thread '{thread_id}' not found")
-            inflight = await q.fetchall(conn, "inflight_runs", thread_id=tid)
             if inflight and strategy == "reject":
                 raise HTTPException(
                     409,
                     "Thread is already running a task. Wait for it to finish or choose a "
                     "different multitask strategy.",
                 )
-        run = await q.fetchone(
-            conn,
-            "insert_run",
-            run_id=run_id,
-            thread_id=tid,
-            assistant_id=assistant["assistant_id"],
-            metadata=body.metadata,
-            kwargs=kwargs,
-            multitask_strategy=strategy,
-            after_seconds=body.after_seconds,
-            temporary=stateless,
+        run_cur = await conn.execute(
+            q.sql_bytes("insert_run"),
+            q.adapt(
+                {
+                    "run_id": run_id,
+                    "thread_id": tid,
+                    "assistant_id": assistant["assistant_id"],
+                    "metadata": body.metadata,
+                    "kwargs": kwargs,
+                    "multitask_strategy": strategy,
+                    "after_seconds": body.after_seconds,
+                    "temporary": stateless,
+                }
+            ),
         )
-        await q.execute(conn, "mark_thread_busy", thread_id=tid, metadata=thread_meta)
+        await conn.execute(
+            q.sql_bytes("mark_thread_busy"), q.adapt({"thread_id": tid, "metadata": thread_meta})
+        )
         if inflight and strategy in ("interrupt", "rollback"):
             ids = [r["run_id"] for r in inflight]
             if strategy == "rollback":
-                await q.fetchall(conn, "delete_pending", run_ids=ids)
+                await q.returning(conn, "delete_pending", run_ids=ids)
             else:
-                await q.fetchall(conn, "cancel_pending", run_ids=ids, action=strategy)
-            running = await q.fetchall(conn, "request_cancel", run_ids=ids, action=strategy)
+                await q.returning(conn, "cancel_pending", run_ids=ids, action=strategy)
+            running = await q.returning(conn, "request_cancel", run_ids=ids, action=strategy)
             to_cancel = [str(r["run_id"]) for r in running]
+        run = await run_cur.fetchone()
     for rid in to_cancel:
         await rt.bus.publish_cancel(rid, strategy)
     await rt.bus.wake()

@@ -46,21 +46,44 @@ async def finish(
 ) -> bool:
     """Record the final status and the thread's new state; False if the lease was lost."""
     thread_id = str(run["thread_id"])
-    async with rt.pool.connection() as conn, conn.transaction():
-        row = await q.fetchone(
-            conn,
-            "finish_run",
-            run_id=run["run_id"],
-            owner=owner,
-            attempt=run["attempt"],
-            status=status,
-            result=to_jsonable(output),
+    failed = status in ("error", "timeout")
+    if snapshot is None:
+        async with rt.pool.connection() as conn, conn.transaction():
+            row = await q.fetchone(
+                conn,
+                "finish_run",
+                run_id=run["run_id"],
+                owner=owner,
+                attempt=run["attempt"],
+                status=status,
+                result=to_jsonable(output),
+            )
+            if row is None:
+                return False
+            await set_thread_from_snapshot(conn, thread_id, snapshot, error, failed)
+        return True
+    # The common case in two round trips: BEGIN + the fenced run update fused with the thread's
+    # state, then the status refresh + COMMIT (pipelined; same statements, same transaction).
+    async with rt.pool.connection() as conn, conn.pipeline(), conn.transaction():
+        cur = await conn.execute(
+            q.sql_bytes("finish_run_set_thread"),
+            q.adapt(
+                {
+                    "run_id": run["run_id"],
+                    "owner": owner,
+                    "attempt": run["attempt"],
+                    "status": status,
+                    "result": to_jsonable(output),
+                    "values": to_jsonable(snapshot.get("values")),
+                    "interrupts": thread_interrupts(snapshot),
+                    "error": error,
+                    "idle_status": idle_status_for(snapshot, failed),
+                }
+            ),
         )
-        if row is None:
+        if await cur.fetchone() is None:
             return False
-        await set_thread_from_snapshot(
-            conn, thread_id, snapshot, error, failed=status in ("error", "timeout")
-        )
+        await conn.execute(q.sql_bytes("refresh_thread_status"), q.adapt({"thread_id": thread_id}))
     return True
 
 
@@ -89,8 +112,9 @@ async def requeue(rt: Runtime, run: dict[str, Any], owner: str) -> bool:
     return row is not None
 
 
-async def publish_end(rt: Runtime, run_id: str, status: str) -> None:
-    await rt.bus.append_event(run_id, "end", dumps_bytes({"run_id": run_id, "status": status}))
+async def publish_end(rt: Runtime, run_id: str, status: str, wake: bool = False) -> None:
+    data = dumps_bytes({"run_id": run_id, "status": status})
+    await rt.bus.append_event(run_id, "end", data, wake=wake)
 
 
 async def delete_thread_everywhere(rt: Runtime, thread_id: str, keep_runs: bool = False) -> None:

@@ -207,8 +207,8 @@ class Worker:
         else:
             return
         self.finished[status] += 1
-        await settle.publish_end(rt, run_id, status)
-        await rt.bus.wake()
+        # The end event and the wake-up for the next run go out in one Redis round trip.
+        await settle.publish_end(rt, run_id, status, wake=True)
         if kwargs.get("webhook"):
             task = asyncio.create_task(send_webhook(rt, run_id), name=f"berth-webhook-{run_id}")
             rt.background.add(task)

@@ -114,8 +114,13 @@ class Bus:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def append_event(self, run_id: str, event: str, data: bytes) -> str | None:
-        """Add an event to the run's stream; returns its id (None when Redis is down)."""
+    async def append_event(
+        self, run_id: str, event: str, data: bytes, wake: bool = False
+    ) -> str | None:
+        """Add an event to the run's stream; returns its id (None when Redis is down).
+
+        `wake=True` also wakes an idle worker in the same round trip (a run just ended).
+        """
         if self._client is None:
             return None
         key = self._stream_key(run_id)
@@ -123,6 +128,9 @@ class Bus:
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.xadd(key, {"e": event, "d": data}, maxlen=100_000, approximate=True)
                 pipe.expire(key, self.stream_ttl)
+                if wake:
+                    pipe.lpush(f"{self.prefix}wake", "1")
+                    pipe.ltrim(f"{self.prefix}wake", 0, 999)
                 res: list[Any] = await pipe.execute()
             self._ok()
             raw = res[0]

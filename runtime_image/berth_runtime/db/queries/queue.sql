@@ -5,8 +5,10 @@
 -- name: claim_runs
 -- The oldest pending runs that are due, at most one per thread, never for a thread that already
 -- has a running run (the partial unique index run_one_running_per_thread is the last guard).
+-- `never_claimed`: no attempt of this run ever started (see insert_run), so no checkpoint of
+-- the thread can be this run's.
 WITH candidate AS (
-    SELECT r.run_id
+    SELECT r.run_id, (r.attempt = 0 AND r.updated_at = r.created_at) AS never_claimed
     FROM run r
     WHERE r.status = 'pending'
       AND r.available_at <= clock_timestamp()
@@ -28,7 +30,7 @@ SET status = 'running',
     updated_at = clock_timestamp()
 FROM candidate
 WHERE run.run_id = candidate.run_id AND run.status = 'pending'
-RETURNING run.*;
+RETURNING run.*, candidate.never_claimed;
 
 -- name: heartbeat
 -- Extend the lease; answers the pending cancel request, if any. No row: the lease is lost.
@@ -49,6 +51,36 @@ SET status = %(status)s,
 WHERE run_id = %(run_id)s AND owner = %(owner)s AND attempt = %(attempt)s
   AND status = 'running'
 RETURNING run_id, thread_id;
+
+-- name: finish_run_set_thread
+-- finish_run and set_thread_state in one statement: the thread's state is only written when
+-- the fenced run update matched. The caller refreshes the thread's status in a later
+-- statement of the same transaction (that one must see runs committed while it waited for the
+-- thread row lock, which a CTE's snapshot would not).
+WITH finished AS (
+    UPDATE run
+    SET status = %(status)s,
+        result = %(result)s,
+        owner = NULL,
+        lease_expires_at = NULL,
+        updated_at = clock_timestamp(),
+        ended_at = clock_timestamp()
+    WHERE run_id = %(run_id)s AND owner = %(owner)s AND attempt = %(attempt)s
+      AND status = 'running'
+    RETURNING run_id, thread_id
+), thread_state AS (
+    UPDATE thread
+    SET "values" = %(values)s,
+        interrupts = %(interrupts)s,
+        error = %(error)s,
+        idle_status = %(idle_status)s,
+        updated_at = clock_timestamp(),
+        state_updated_at = clock_timestamp()
+    FROM finished
+    WHERE thread.thread_id = finished.thread_id
+    RETURNING thread.thread_id
+)
+SELECT run_id, thread_id FROM finished;
 
 -- name: delete_running_run
 -- Rollback of a running run: the row goes away, fenced like every other worker write.

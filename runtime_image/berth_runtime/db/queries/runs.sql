@@ -7,11 +7,14 @@ WHERE thread_id = %(thread_id)s AND status IN ('pending', 'running')
 ORDER BY created_at;
 
 -- name: insert_run
+-- created_at = updated_at marks a run no worker has claimed yet (every later change of the row
+-- moves updated_at), so its first attempt need not look for a checkpoint of its own.
 INSERT INTO run (run_id, thread_id, assistant_id, status, metadata, kwargs, multitask_strategy,
-                 available_at, temporary)
-VALUES (%(run_id)s, %(thread_id)s, %(assistant_id)s, 'pending', %(metadata)s, %(kwargs)s,
-        %(multitask_strategy)s,
-        clock_timestamp() + make_interval(secs => %(after_seconds)s), %(temporary)s)
+                 available_at, temporary, created_at, updated_at)
+SELECT %(run_id)s, %(thread_id)s, %(assistant_id)s, 'pending', %(metadata)s, %(kwargs)s,
+       %(multitask_strategy)s,
+       now_.t + make_interval(secs => %(after_seconds)s), %(temporary)s, now_.t, now_.t
+FROM (SELECT clock_timestamp() AS t) AS now_
 RETURNING *;
 
 -- name: get_run
