@@ -27,6 +27,7 @@ Both get 10 concurrent jobs per worker. Everything binds to 127.0.0.1.
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import platform
 import shutil
@@ -307,20 +308,26 @@ async def measure(name: str, target: Target, n_clients: int, runs: int) -> Serve
 
 
 @contextlib.contextmanager
-def berth_server() -> Iterator[Target]:
+def berth_server(split: bool = False) -> Iterator[Target]:
+    """Berth on local Postgres and Redis: one `serve` process (API and workers), or with
+    `split` an `api` process and a `worker` process, as the operator deploys it."""
     print(">> starting Postgres and Redis (local binaries) for Berth", flush=True)
     with postgres_server() as postgres, redis_server() as redis:
         database_uri = create_database(postgres.uri, "berth_bench")
-        print(">> starting berth-runtime", flush=True)
-        with serve_berth_runtime(
-            GRAPH_CONFIG, database_uri, redis.uri, jobs_per_worker=JOBS_PER_WORKER
-        ) as server:
-            processes = {
-                "berth-runtime": server.proc.pid,
-                "postgres": postgres.proc.pid,
-                "redis": redis.proc.pid,
-            }
-            yield Target(server.url, processes)
+        stores = {"postgres": postgres.proc.pid, "redis": redis.proc.pid}
+        serve = functools.partial(
+            serve_berth_runtime, GRAPH_CONFIG, database_uri, redis.uri,
+            jobs_per_worker=JOBS_PER_WORKER,
+        )  # fmt: skip
+        if not split:
+            print(">> starting berth-runtime serve", flush=True)
+            with serve() as server:
+                yield Target(server.url, {"berth-runtime": server.proc.pid, **stores})
+            return
+        print(">> starting berth-runtime api + berth-runtime worker", flush=True)
+        with serve(role="api") as api, serve(role="worker") as worker:
+            processes = {"berth api": api.proc.pid, "berth worker": worker.proc.pid, **stores}
+            yield Target(api.url, processes)
 
 
 def ensure_bench_venv() -> Path:
@@ -390,13 +397,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200, help="runs per phase and server (200)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per server (300)")
     parser.add_argument("--no-peer", action="store_true", help="skip langgraph dev (no ratio)")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="run Berth as an api and a worker process (as deployed) instead of one serve",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 100 or not 1 <= args.runs <= 5000:
         parser.error("--clients must be 1..100 and --runs 1..5000")
 
     print(f">> runtime throughput: {args.clients} clients, {args.runs} runs per phase")
     print(f"   machine: {machine()}")
-    berth = asyncio.run(bench_server("berth", berth_server, args))
+    berth_name = "berth (api + worker)" if args.split else "berth"
+    berth_target = functools.partial(berth_server, args.split)
+    berth = asyncio.run(bench_server(berth_name, berth_target, args))
     peer = (
         None
         if args.no_peer

@@ -92,8 +92,10 @@ def serve_berth_runtime(
     *,
     jobs_per_worker: int = 10,
     env: Mapping[str, str] | None = None,
+    role: str = "serve",
 ) -> Iterator[RuntimeServer]:
-    """Run `berth-runtime serve` on a free loopback port until the block ends."""
+    """Run `berth-runtime <role>` (serve, api or worker) on a free loopback port until the
+    block ends."""
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="berth-runtime-"))
     log = workdir / "runtime.log"
@@ -106,7 +108,7 @@ def serve_berth_runtime(
     }
     command = [
         *runtime_command(),
-        "serve",
+        role,
         "--config",
         str(config),
         "--host",
