@@ -11,6 +11,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from berth_runtime.api.common import (
+    count_rows,
     default_assistant_id,
     json_response,
     order_by,
@@ -210,20 +211,11 @@ async def assistant_for(request: Request, assistant_id: str, action: str) -> dic
     return assistant
 
 
-async def _count(
-    conn: q.Conn, body: AssistantSearch | AssistantCount, auth_filter: dict[str, Any]
-) -> int:
-    where, params = _filters(body, auth_filter)
-    stmt = sql.SQL("SELECT count(*) AS n FROM assistant WHERE {}").format(where)
-    row = await (await conn.execute(stmt, params)).fetchone()
-    return int(row["n"]) if row else 0
-
-
 @router.post("/assistants/count")
 async def count_assistants(body: AssistantCount, request: Request) -> Response:
     auth_filter = await _search_filter(request, body)
-    async with rt_of(request).pool.connection() as conn:
-        return json_response(await _count(conn, body, auth_filter))
+    where, params = _filters(body, auth_filter)
+    return json_response(await count_rows(rt_of(request), "assistant", where, params))
 
 
 @router.get("/assistants/{assistant_id}/graph")

@@ -49,6 +49,14 @@ def order_by(column: str, direction: str | None, *, nulls_last: bool = False) ->
     )
 
 
+async def count_rows(rt: Runtime, table: str, where: sql.Composable, params: dict[str, Any]) -> int:
+    """How many rows of `table` match `where` (the /count endpoints, and empty pages)."""
+    stmt = sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(sql.Identifier(table), where)
+    async with rt.pool.connection() as conn:
+        row = await (await conn.execute(stmt, params)).fetchone()
+    return int(row["n"]) if row else 0
+
+
 async def search_page(
     rt: Runtime,
     table: str,
@@ -70,14 +78,7 @@ async def search_page(
     async with rt.pool.connection() as conn:
         cur = await conn.execute(page, {**params, "limit": limit, "offset": offset})
         rows = await cur.fetchall()
-        if rows:
-            total = int(rows[0]["total"])
-        else:
-            count = sql.SQL("SELECT count(*) AS n FROM {} WHERE {}").format(
-                sql.Identifier(table), where
-            )
-            row = await (await conn.execute(count, params)).fetchone()
-            total = int(row["n"]) if row else 0
+    total = int(rows[0]["total"]) if rows else await count_rows(rt, table, where, params)
     items = [to_json(r) for r in rows]
     if select:
         items = [{k: v for k, v in item.items() if k in select} for item in items]

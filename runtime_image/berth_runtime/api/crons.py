@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from berth_runtime.api.common import (
+    count_rows,
     json_response,
     order_by,
     parse_uuid,
@@ -209,7 +210,4 @@ async def search_crons(body: CronSearch, request: Request) -> Response:
 async def count_crons(body: CronCount, request: Request) -> Response:
     rt = rt_of(request)
     where, params = await _filters(request, body)
-    stmt = sql.SQL("SELECT count(*) AS n FROM cron WHERE {}").format(where)
-    async with rt.pool.connection() as conn:
-        row = await (await conn.execute(stmt, params)).fetchone()
-    return json_response(int(row["n"]) if row else 0)
+    return json_response(await count_rows(rt, "cron", where, params))

@@ -12,6 +12,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from berth_runtime.api.common import (
+    count_rows,
     json_response,
     order_by,
     parse_uuid,
@@ -180,15 +181,6 @@ def _thread_filters(
     return sql.SQL(" AND ").join(clauses), params
 
 
-async def _count(
-    conn: q.Conn, body: ThreadSearch | ThreadCount, auth_filter: dict[str, Any]
-) -> int:
-    where, params = _thread_filters(body, auth_filter)
-    stmt = sql.SQL("SELECT count(*) AS n FROM thread WHERE {}").format(where)
-    row = await (await conn.execute(stmt, params)).fetchone()
-    return int(row["n"]) if row else 0
-
-
 @router.post("/threads/search")
 async def search_threads(body: ThreadSearch, request: Request) -> Response:
     rt = rt_of(request)
@@ -210,8 +202,8 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
 @router.post("/threads/count")
 async def count_threads(body: ThreadCount, request: Request) -> Response:
     auth_filter = await _search_filter(request, body)
-    async with rt_of(request).pool.connection() as conn:
-        return json_response(await _count(conn, body, auth_filter))
+    where, params = _thread_filters(body, auth_filter)
+    return json_response(await count_rows(rt_of(request), "thread", where, params))
 
 
 async def _search_filter(request: Request, body: ThreadSearch | ThreadCount) -> dict[str, Any]:
