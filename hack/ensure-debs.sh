@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Install Debian's postgresql and redis-server when their binaries are missing.
-# Tests start their own servers from these binaries; no system service is used.
+# Install the Debian packages the tests use when their binaries are missing:
+# postgresql and redis-server (tests start their own servers from these
+# binaries; no system service is used), chromium for the browser client test,
+# iptables for the sandbox egress-redirection test in network namespaces.
 set -euo pipefail
 have_pg() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; }
 have_redis() { command -v redis-server >/dev/null 2>&1; }
 pkgs=()
 have_pg || pkgs+=(postgresql)
 have_redis || pkgs+=(redis-server)
+command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+command -v iptables >/dev/null 2>&1 || pkgs+=(iptables)
+command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
 if [ "${#pkgs[@]}" -eq 0 ]; then
   exit 0
 fi
