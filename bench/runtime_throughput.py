@@ -375,6 +375,63 @@ def langgraph_dev_server() -> Iterator[Target]:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+def merge(phases: Sequence[Phase]) -> Phase:
+    """Several chunks of one phase as one: runs, wall and CPU add up, samples pool."""
+    cpu: dict[str, float] = {}
+    latencies: dict[str, list[float]] = {}
+    for ph in phases:
+        for name, value in ph.cpu_by_process.items():
+            cpu[name] = cpu.get(name, 0.0) + value
+        for key, values in ph.latencies.items():
+            latencies.setdefault(key, []).extend(values)
+    return Phase(sum(p.runs for p in phases), sum(p.wall for p in phases), cpu, latencies)
+
+
+async def measure_interleaved(
+    servers: Sequence[tuple[str, Target]], n_clients: int, runs: int, rounds: int
+) -> list[ServerResult]:
+    """Both servers up at once; each phase is cut into `rounds` chunks that alternate between
+    them (A stream, B stream, A wait, B wait, ...), so a change in the machine's load between
+    chunks hits both sides instead of skewing the ratio. The idle server costs little."""
+    sessions = []
+    for name, target in servers:
+        clients = [get_client(url=target.url, timeout=120.0) for _ in range(n_clients)]
+        threads = [(await c.threads.create())["thread_id"] for c in clients]
+        sessions.append((name, target, clients, threads))
+    try:
+        idle: dict[str, float] = {}
+        for name, target, clients, threads in sessions:
+            before = sum(target.cpu_seconds().values())
+            await asyncio.sleep(IDLE_SECONDS)
+            idle[name] = (sum(target.cpu_seconds().values()) - before) / IDLE_SECONDS * 1000
+            print(f"   {name}: warming up ({WARMUP_RUNS} runs)", flush=True)
+            await run_phase(target, clients, threads, WARMUP_RUNS, wait_once)
+        chunks = split(runs, rounds)
+        done: dict[tuple[str, str], list[Phase]] = {}
+        for i, chunk in enumerate(chunks):
+            print(f"   round {i + 1}/{rounds}: {chunk} runs per phase and server", flush=True)
+            for phase, once in (("stream", stream_once), ("wait", wait_once)):
+                for name, target, _, threads in sessions:
+                    # Fresh connections per chunk: while the other server runs its chunk,
+                    # uvicorn closes idle keep-alive connections (5 s), and reusing one that
+                    # is being closed fails the request.
+                    fresh = [get_client(url=target.url, timeout=120.0) for _ in threads]
+                    try:
+                        ph = await run_phase(target, fresh, threads, chunk, once)
+                    finally:
+                        for c in fresh:
+                            await c.aclose()
+                    done.setdefault((name, phase), []).append(ph)
+    finally:
+        for _, _, clients, _ in sessions:
+            for c in clients:
+                await c.aclose()
+    return [
+        ServerResult(name, idle[name], merge(done[name, "stream"]), merge(done[name, "wait"]))
+        for name, *_ in sessions
+    ]
+
+
 def machine() -> str:
     return (
         f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
@@ -398,24 +455,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300, help="seconds per server (300)")
     parser.add_argument("--no-peer", action="store_true", help="skip langgraph dev (no ratio)")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="run both servers at once and alternate the phases in this many chunks "
+        "(0: one server after the other)",
+    )
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
         "--split",
         action="store_true",
-        help="run Berth as an api and a worker process (as deployed) instead of one serve",
+        default=True,
+        help="Berth as an api and a worker process, as the operator deploys it (the default)",
+    )
+    layout.add_argument(
+        "--serve",
+        dest="split",
+        action="store_false",
+        help="Berth as one `serve` process (HTTP API and queue worker together)",
     )
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 100 or not 1 <= args.runs <= 5000:
         parser.error("--clients must be 1..100 and --runs 1..5000")
+    if not 0 <= args.rounds <= 50 or args.rounds > args.runs:
+        parser.error("--rounds must be 0..50 and at most --runs")
 
     print(f">> runtime throughput: {args.clients} clients, {args.runs} runs per phase")
     print(f"   machine: {machine()}")
     berth_name = "berth (api + worker)" if args.split else "berth"
     berth_target = functools.partial(berth_server, args.split)
-    berth = asyncio.run(bench_server(berth_name, berth_target, args))
-    peer = (
-        None
-        if args.no_peer
-        else asyncio.run(bench_server("langgraph-dev", langgraph_dev_server, args))
-    )
+    peer: ServerResult | None = None
+    if args.rounds and not args.no_peer:
+        with berth_target() as ours, langgraph_dev_server() as theirs:
+            servers = [(berth_name, ours), ("langgraph-dev", theirs)]
+            berth, peer = asyncio.run(
+                asyncio.wait_for(
+                    measure_interleaved(servers, args.clients, args.runs, args.rounds),
+                    args.timeout * 2,
+                )
+            )
+    else:
+        berth = asyncio.run(bench_server(berth_name, berth_target, args))
+        if not args.no_peer:
+            peer = asyncio.run(bench_server("langgraph-dev", langgraph_dev_server, args))
     print()
     print(report(berth, peer))
     print()

@@ -12,6 +12,8 @@ have_redis || pkgs+=(redis-server)
 command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
 command -v iptables >/dev/null 2>&1 || pkgs+=(iptables)
 command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
+# A Python an unprivileged user can run (the netns test's sandbox process runs as nobody).
+[ -x /usr/bin/python3 ] || pkgs+=(python3)
 if [ "${#pkgs[@]}" -eq 0 ]; then
   exit 0
 fi

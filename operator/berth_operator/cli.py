@@ -66,6 +66,7 @@ def run(options: Options, *, verbose: bool = False, quiet: bool = False) -> None
     import kopf
 
     from berth_operator.handlers.agentdeployment import Operator
+    from berth_operator.handlers.sandboxes import Sandboxes
 
     kopf.configure(verbose=verbose, quiet=quiet, log_format=kopf.LogFormat.PLAIN)
     logging.getLogger("berth").setLevel(logging.WARNING if quiet else logging.INFO)
@@ -73,6 +74,7 @@ def run(options: Options, *, verbose: bool = False, quiet: bool = False) -> None
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     registry = kopf.OperatorRegistry()
     Operator(options).register(registry)
+    Sandboxes(options).register(registry)
     logging.getLogger("berth").info(
         "berth-operator: %s, peering %s priority %d",
         "all namespaces" if options.all_namespaces else f"namespaces {list(options.namespaces)}",

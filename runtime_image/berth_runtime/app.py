@@ -9,14 +9,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from fastapi.middleware.cors import CORSMiddleware
 from langgraph.store.postgres.aio import AsyncPostgresStore
 
 from berth_runtime.api import (
+    a2a,
     assistants,
     crons,
+    mcp,
     runs,
+    storage,
     store,
+    stream_v2,
     system,
     thread_stream,
     threads,
@@ -26,11 +30,15 @@ from berth_runtime.auth.loader import load_auth
 from berth_runtime.auth.middleware import AuthMiddleware
 from berth_runtime.config import BerthConfig, Settings
 from berth_runtime.context import Runtime
+from berth_runtime.cors import cors_options
+from berth_runtime.db.checkpointer import PooledPostgresSaver
 from berth_runtime.db.migrate import migrate
 from berth_runtime.db.pool import open_pool
 from berth_runtime.graphs.loader import GraphRegistry
 from berth_runtime.queue.worker import Worker
+from berth_runtime.sandbox.lifecycle import start_sandboxes, stop_sandboxes
 from berth_runtime.streams.bus import Bus
+from berth_runtime.telemetry.tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +68,12 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_tracing(os.environ)
         applied = await migrate(settings.database_uri, settings.db_wait_seconds)
         if applied:
             log.info("applied migrations %s", applied)
         pool = await open_pool(settings.database_uri, settings.pool_max_size, f"berth-{role}")
-        checkpointer = AsyncPostgresSaver(pool)
+        checkpointer = PooledPostgresSaver(pool)
         memory = AsyncPostgresStore(pool, **_store_kwargs(config))
         graphs = GraphRegistry.load(config.graphs, config.dependencies, checkpointer, memory)
         bus = Bus(settings.redis_uri, settings.database_uri, settings.stream_ttl_seconds)
@@ -76,6 +85,8 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
             worker = Worker(rt)
             worker.start()
         app.state.worker = worker
+        if role in ("serve", "worker"):
+            start_sandboxes(config.sandbox, os.environ)
         if config.store_ttl is not None and config.store_ttl.default_ttl is not None:
             await memory.start_ttl_sweeper()
         log.info("berth-runtime %s ready (graphs: %s)", role, ", ".join(graphs.ids()))
@@ -84,10 +95,12 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         finally:
             if worker is not None:
                 await worker.shutdown(settings.shutdown_grace_secs)
+            await stop_sandboxes()
             if config.store_ttl is not None and config.store_ttl.default_ttl is not None:
                 await memory.stop_ttl_sweeper()
             await bus.close()
             await pool.close()
+            shutdown_tracing()
 
     app = FastAPI(title="Berth agent server", version="0.1.0", lifespan=lifespan)
     app.state.auth = None
@@ -95,9 +108,15 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         # Loaded now, not in the lifespan: a bad auth module must stop the process at once.
         app.state.auth = load_auth(config.auth, config.dependencies)
         app.add_middleware(AuthMiddleware, auth=app.state.auth)
+    # Added last, so outermost: preflights and auth failures get CORS headers too.
+    app.add_middleware(CORSMiddleware, **cors_options(config.http_cors, os.environ))
     install_error_handlers(app)
     app.include_router(system.router)
     if role in ("serve", "api"):
         for module in (assistants, threads, thread_stream, crons, runs, store):
             app.include_router(module.router)
+        # Issue 7: the rest of the Agent Server surface (MCP is mounted below).
+        for module in (a2a, stream_v2, storage):
+            app.include_router(module.router)
+        mcp.install(app)
     return app

@@ -14,11 +14,13 @@ import os
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from berth_runtime.app import ROLES, create_app
 from berth_runtime.config import ConfigError, load_config, settings_from_env
+from berth_runtime.telemetry.logs import configure_logging
 
 log = logging.getLogger("berth_runtime")
 
@@ -52,10 +54,11 @@ class _Server(uvicorn.Server):
 
 def main(argv: list[str] | None = None) -> None:
     env = dict(os.environ)
-    logging.basicConfig(
-        level=env.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        log_format = configure_logging(env)
+    except ValueError as e:
+        print(f"berth-runtime: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     args = parse_args(argv, env)
     try:
         settings = settings_from_env(env)
@@ -65,6 +68,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"berth-runtime: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     port = args.port if args.port is not None else settings.port
+    # JSON logs: uvicorn's loggers go through the root handler instead of their own.
+    log_config: dict[str, Any] | None = (
+        None if log_format == "json" else uvicorn.config.LOGGING_CONFIG
+    )
     server = _Server(
         uvicorn.Config(
             app,
@@ -73,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             log_level=env.get("LOG_LEVEL", "info").lower(),
             timeout_graceful_shutdown=int(max(1, settings.shutdown_grace_secs)),
             lifespan="on",
+            log_config=log_config,
         )
     )
     server.run()

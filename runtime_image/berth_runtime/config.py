@@ -65,6 +65,8 @@ class BerthConfig:
     checkpointer_ttl: CheckpointerTTL | None = None
     webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
     auth: GraphSpec | None = None
+    http_cors: Mapping[str, Any] | None = None  # `http.cors`, checked by berth_runtime.cors
+    sandbox: Mapping[str, Any] | None = None  # checked by berth_runtime.sandbox.settings
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -182,7 +184,32 @@ def parse_config(
         if not isinstance(auth_raw, Mapping) or not isinstance(auth_raw.get("path"), str):
             raise ConfigError("langgraph.json: 'auth' must be an object with a 'path'")
         auth = parse_graph_ref("auth", auth_raw["path"], base_dir)
-    return BerthConfig(base_dir, graphs, env, deps, store_index, store_ttl, cp_ttl, webhooks, auth)
+    http_raw = {} if data.get("http") is None else data["http"]
+    if not isinstance(http_raw, Mapping):
+        raise ConfigError("langgraph.json: 'http' must be an object")
+    return BerthConfig(
+        base_dir,
+        graphs,
+        env,
+        deps,
+        store_index,
+        store_ttl,
+        cp_ttl,
+        webhooks,
+        auth,
+        http_cors=http_raw.get("cors"),
+        sandbox=_sandbox(data.get("sandbox")),
+    )
+
+
+def _sandbox(raw: Any) -> Mapping[str, Any] | None:
+    """Check the `sandbox` object now, so a typo stops start-up, not the first tool call."""
+    if raw is None:
+        return None
+    from berth_runtime.sandbox.settings import parse_sandbox  # not at import: it needs us
+
+    parse_sandbox(raw)
+    return dict(raw)
 
 
 def parse_webhooks(raw: Any) -> WebhookPolicy:

@@ -6,6 +6,7 @@ operator with a token of the chart's ServiceAccount (not the admin kubeconfig).
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,6 +26,9 @@ from tests.cluster.operator_harness import (
     volumes,
     wait_ready,
 )
+from tests.cluster.sandbox_harness import claim as sandbox_claim
+from tests.cluster.sandbox_harness import cleanup_sandboxes, wait_claim
+from tests.cluster.sandbox_harness import pool as sandbox_pool
 
 pytestmark = pytest.mark.cluster
 __all__ = ["berth_crds", "volumes"]
@@ -113,14 +117,36 @@ def test_operator_works_with_the_chart_service_account_only(
             external=False,
             workers={"enabled": True},
             autoscaling={"target": "Workers", "maxReplicas": 3, "queueDepth": {}},
+            sandbox={"pool": "py"},  # the runtime's claim Role: granted within the chart's RBAC
         )
         apply(kubectl, namespace, agent("ext"), everything)
+        # A sandbox pool (CA Secret, ConfigMaps, NetworkPolicy, warm Pods) and a claim.
+        apply(kubectl, namespace, sandbox_pool("py", replicas=1, max_size=3))
+        apply(kubectl, namespace, sandbox_claim("sbx", "py"))
         wait_ready(kubectl, namespace, "ext")
         wait_ready(kubectl, namespace, "full", timeout=90)
+        wait_claim(kubectl, namespace, "sbx", timeout=90)
         assert "Forbidden" not in op.log() and " 403" not in op.log(), op.log()
+        kubectl("get", "role,rolebinding", "full-sandboxes", "-n", namespace)
+        # The runtime claims sandboxes but reads no Secret (not even its own key: that comes
+        # in as env), so the auth proxy's rule Secrets are out of its reach.
+        runtime_sa = f"--as=system:serviceaccount:{namespace}:full"
+        for verb, resource, allowed in [
+            ("create", "sandboxclaims.berth.dev", "yes"),
+            ("get", "secrets", "no"),
+            ("get", "secrets/full-sandbox-key", "no"),
+            ("list", "secrets", "no"),
+        ]:
+            can = kubectl("auth", "can-i", verb, resource, "-n", namespace, runtime_sa, check=False)
+            assert can.stdout.strip() == allowed, (verb, resource, can.stdout)
+        key = kubectl(
+            "get", "secret", "full-sandbox-key", "-n", namespace, "-o", "jsonpath={.data.key}"
+        ).stdout
+        assert len(base64.b64decode(key)) == 64
         kubectl("delete", "deployment", "ext-server", "-n", namespace)
         wait_ready(kubectl, namespace, "ext")
     finally:
+        cleanup_sandboxes(kubectl, namespace)
         delete_all_agentdeployments(kubectl, namespace)
         op.stop()
 
@@ -130,10 +156,15 @@ def test_operator_works_with_the_chart_service_account_only(
     [
         ("list", "secrets", "same"),
         ("watch", "secrets", "same"),
-        ("create", "pods", "same"),
+        ("update", "pods", "same"),
+        ("deletecollection", "pods", "same"),
+        ("delete", "sandboxpools.berth.dev", "same"),
         ("delete", "agentdeployments.berth.dev", "same"),
         ("update", "agentdeployments.berth.dev", "same"),
-        ("create", "roles.rbac.authorization.k8s.io", "same"),
+        ("bind", "roles.rbac.authorization.k8s.io", "same"),
+        ("escalate", "roles.rbac.authorization.k8s.io", "same"),
+        ("create", "clusterroles.rbac.authorization.k8s.io", "cluster"),
+        ("delete", "agentcrons.berth.dev", "same"),
         ("get", "agentdeployments.berth.dev", "default"),
         ("get", "secrets", "default"),
         ("create", "deployments.apps", "default"),
@@ -164,10 +195,18 @@ def test_chart_rbac_grants_what_the_operator_uses(
     for verb, resource in [
         ("patch", "agentdeployments.berth.dev"),
         ("patch", "agentdeployments.berth.dev/status"),
+        ("watch", "agentcrons.berth.dev"),
+        ("create", "roles.rbac.authorization.k8s.io"),
+        ("create", "rolebindings.rbac.authorization.k8s.io"),
         ("watch", "deployments.apps"),
         ("create", "persistentvolumeclaims"),
         ("patch", "horizontalpodautoscalers.autoscaling"),
         ("create", "kopfpeerings.kopf.dev"),
+        ("create", "pods"),
+        ("patch", "pods"),
+        ("watch", "sandboxpools.berth.dev"),
+        ("patch", "sandboxclaims.berth.dev/status"),
+        ("create", "networkpolicies.networking.k8s.io"),
     ]:
         result = kubectl(
             "auth",

@@ -259,6 +259,31 @@ class PodOverrides(BerthModel):
     image_pull_secrets: list[LocalObjectReference] | None = None
 
 
+class SandboxSpec(BerthModel):
+    """Sandboxes for agents that run code: claims on a SandboxPool in this namespace.
+
+    Rendered as `BERTH_SANDBOX_*` env on the runtime Pods; graphs get the sandbox through
+    `berth_runtime.sandbox.sandbox_backend()`. Overrides the `sandbox` key of langgraph.json.
+    """
+
+    pool: str = Field(
+        min_length=1, max_length=253, description="SandboxPool (same namespace) to claim from."
+    )
+    scope: Literal["Thread", "Assistant"] = Field(
+        default="Thread",
+        description="One sandbox per thread, or one per assistant shared by its threads.",
+    )
+    ttl_seconds: int = Field(
+        default=1800,
+        ge=1,
+        le=604800,
+        description="Release a sandbox after this many seconds without a tool call.",
+    )
+    ready_timeout_seconds: int = Field(
+        default=60, ge=1, le=3600, description="How long a run waits for its claim to be Ready."
+    )
+
+
 def _bundled_postgres() -> PostgresSpec:
     return PostgresSpec(bundled=BundledPostgres())
 
@@ -304,6 +329,7 @@ class AgentDeploymentSpec(BerthModel):
     )
     service: ServiceSpec = Field(default_factory=ServiceSpec, json_schema_extra=EMPTY_DEFAULT)
     pod: PodOverrides | None = None
+    sandbox: SandboxSpec | None = None
 
     @model_validator(mode="after")
     def _cross_field(self) -> AgentDeploymentSpec:

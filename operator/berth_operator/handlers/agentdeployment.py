@@ -19,6 +19,7 @@ import kopf
 
 from berth_operator.api.agentdeployment import KIND, PLURAL
 from berth_operator.api.common import GROUP, VERSION
+from berth_operator.handlers import agentcron
 from berth_operator.handlers.coalesce import Coalescer, Key
 from berth_operator.handlers.options import FINALIZER, STATE_PREFIX, Options
 from berth_operator.k8s.client import Api, ApiError, load_client
@@ -179,6 +180,7 @@ class Operator:
         kopf.on.startup(registry=registry)(self.startup)
         kopf.on.cleanup(registry=registry)(self.cleanup)
         kopf.on.probe(registry=registry, id="stats")(self.probe)
+        agentcron.register(registry, lambda: self.api, self.executor)
         for reason in (kopf.on.resume, kopf.on.create, kopf.on.update):
             reason(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(self.changed)
         kopf.timer(

@@ -33,6 +33,13 @@ _PLURALS = {
     "PodDisruptionBudget": "poddisruptionbudgets",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "AgentDeployment": "agentdeployments",
+    "AgentCron": "agentcrons",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
+    "Pod": "pods",
+    "NetworkPolicy": "networkpolicies",
+    "SandboxPool": "sandboxpools",
+    "SandboxClaim": "sandboxclaims",
     "KopfPeering": "kopfpeerings",
     "ClusterKopfPeering": "clusterkopfpeerings",
 }

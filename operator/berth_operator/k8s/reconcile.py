@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from berth_operator.api.agentdeployment import KIND, AgentDeploymentSpec, parse_spec
 from berth_operator.api.common import API_VERSION
 from berth_operator.k8s.client import Api, ApiError
-from berth_operator.render import datastores
+from berth_operator.render import datastores, sandbox_access
 from berth_operator.render.desired import Observed, Problem, check_references, references, render
 from berth_operator.render.drift import adoption_conflict, is_owned_by, needs_apply
 from berth_operator.render.meta import INSTANCE_LABEL, Subject
@@ -61,10 +61,11 @@ def now_rfc3339() -> str:
 
 
 def fresh_passwords() -> dict[str, str]:
-    """Random passwords, used only for keys the credentials Secret does not have yet."""
+    """Random values, used only for keys the generated Secrets do not have yet."""
     return {
         datastores.PG_PASSWORD_KEY: secrets.token_hex(24),
         datastores.REDIS_PASSWORD_KEY: secrets.token_hex(24),
+        sandbox_access.NEW_KEY: secrets.token_hex(32),
     }
 
 
@@ -95,6 +96,10 @@ def _try_write(
     try:
         api.apply(obj, dry_run=True)
     except ApiError as e:
+        if e.status == 404 and live is None and obj["kind"] == "RoleBinding":
+            # The API server's escalation check reads the bound Role, which this same pass
+            # creates just before (a dry run persists nothing); the real apply checks it.
+            return
         if not e.rejected or e.status == 403 or live is None:
             raise
         labels = live["metadata"].get("labels") or {}
@@ -186,8 +191,12 @@ def reconcile(
     credentials = ChildRef("v1", "Secret", names.credentials)
     if spec.postgres.bundled is not None or spec.redis.bundled is not None:
         read([credentials])
+    sandbox_key = ChildRef("v1", "Secret", names.sandbox_key)
+    if spec.sandbox is not None:
+        read([sandbox_key])
     observed = Observed(
         credentials=children.get(credentials),
+        sandbox_key=children.get(sandbox_key),
         **{key: api.get(ref, namespace) for key, ref in refs.items()},
     )
     problems = check_references(spec, observed)

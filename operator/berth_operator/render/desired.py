@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth_operator.api.agentdeployment import AgentDeploymentSpec
-from berth_operator.render import datastores, runtime
+from berth_operator.render import agentcron_access, datastores, runtime, sandbox_access
 from berth_operator.render.meta import Subject, digest, stamp
 from berth_operator.render.names import CONFIGMAP, SECRET, ChildNames, ChildRef, ref_of
 from berth_operator.render.runtime import SecretKey, Wiring
@@ -29,6 +29,8 @@ class Observed:
     graphs_config_map: Mapping[str, Any] | None = None
     postgres_secret: Mapping[str, Any] | None = None
     redis_secret: Mapping[str, Any] | None = None
+    sandbox_key: Mapping[str, Any] | None = None
+    """Secret `<name>-sandbox-key` (kept as is once it exists)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,17 @@ def render(
     objs: list[dict[str, Any] | None] = []
     if spec.pod is None or spec.pod.service_account_name is None:
         objs.append(runtime.service_account(subject, names))
+    account = (spec.pod.service_account_name if spec.pod else None) or names.service_account
+    objs += [
+        agentcron_access.role(subject, names),
+        agentcron_access.role_binding(subject, names, account),
+    ]
+    if spec.sandbox is not None:
+        objs += [
+            sandbox_access.role(subject, names),
+            sandbox_access.role_binding(subject, names, account),
+            sandbox_access.key_secret(subject, names, observed.sandbox_key, new_passwords),
+        ]
     inline = runtime.langgraph_json(spec)
     if inline is not None:
         objs.append(runtime.config_map(subject, names, inline))

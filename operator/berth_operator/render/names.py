@@ -23,6 +23,8 @@ DEPLOYMENT = ("apps/v1", "Deployment")
 STATEFULSET = ("apps/v1", "StatefulSet")
 PDB = ("policy/v1", "PodDisruptionBudget")
 HPA = ("autoscaling/v2", "HorizontalPodAutoscaler")
+ROLE = ("rbac.authorization.k8s.io/v1", "Role")
+ROLEBINDING = ("rbac.authorization.k8s.io/v1", "RoleBinding")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,21 @@ class ChildNames:
     @property
     def service_account(self) -> str:
         return self.base
+
+    @property
+    def agentcron_access(self) -> str:
+        """Role and RoleBinding letting the runtime read its AgentCrons and write their status."""
+        return f"{self.base}-agentcrons"
+
+    @property
+    def sandbox_access(self) -> str:
+        """Role and RoleBinding letting the runtime claim sandboxes (with `spec.sandbox`)."""
+        return f"{self.base}-sandboxes"
+
+    @property
+    def sandbox_key(self) -> str:
+        """Secret with the key the runtime derives sandbox executor tokens from."""
+        return f"{self.base}-sandbox-key"
 
     @property
     def config(self) -> str:
@@ -75,6 +92,11 @@ class ChildNames:
         """Every child that may exist, in apply order (config before workloads)."""
         return [
             ChildRef(*SA, self.service_account),
+            ChildRef(*ROLE, self.agentcron_access),
+            ChildRef(*ROLEBINDING, self.agentcron_access),
+            ChildRef(*ROLE, self.sandbox_access),
+            ChildRef(*ROLEBINDING, self.sandbox_access),
+            ChildRef(*SECRET, self.sandbox_key),
             ChildRef(*CONFIGMAP, self.config),
             ChildRef(*SECRET, self.credentials),
             ChildRef(*PVC, self.postgres_pvc),

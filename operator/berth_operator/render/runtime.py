@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from berth_operator.api.agentdeployment import AgentDeploymentSpec
+from berth_operator.render import sandbox_access
 from berth_operator.render.meta import (
     CONFIG_HASH,
     Subject,
@@ -70,7 +71,9 @@ def config_map(subject: Subject, names: ChildNames, content: str) -> dict[str, A
     }
 
 
-def _env(spec: AgentDeploymentSpec, wiring: Wiring, role: Role) -> list[dict[str, Any]]:
+def _env(
+    subject: Subject, spec: AgentDeploymentSpec, wiring: Wiring, role: Role
+) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {
             "name": "DATABASE_URI",
@@ -86,8 +89,37 @@ def _env(spec: AgentDeploymentSpec, wiring: Wiring, role: Role) -> list[dict[str
     ]
     if role != "api":
         env.append({"name": "N_JOBS_PER_WORKER", "value": str(spec.workers.jobs_per_worker)})
+    env.extend(identity_env(subject))
+    env.extend(_sandbox_env(subject, spec))
     env.extend(e.wire() for e in spec.env or ())
     return env
+
+
+def identity_env(subject: Subject) -> list[dict[str, Any]]:
+    """Which AgentDeployment the runtime serves: it syncs the AgentCrons that name it."""
+    return [
+        {"name": "BERTH_DEPLOYMENT_NAME", "value": subject.name},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+    ]
+
+
+def _sandbox_env(subject: Subject, spec: AgentDeploymentSpec) -> list[dict[str, Any]]:
+    """`spec.sandbox` for berth_runtime.sandbox (before the user's env, which may override),
+    and the key it derives executor tokens from (see `sandbox_access`)."""
+    sb = spec.sandbox
+    if sb is None:
+        return []
+    return [
+        {"name": "BERTH_SANDBOX_POOL", "value": sb.pool},
+        {"name": "BERTH_SANDBOX_SCOPE", "value": sb.scope.lower()},
+        {"name": "BERTH_SANDBOX_TTL_SECONDS", "value": str(sb.ttl_seconds)},
+        {"name": "BERTH_SANDBOX_READY_TIMEOUT_SECONDS", "value": str(sb.ready_timeout_seconds)},
+        {
+            "name": "BERTH_SANDBOX_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        },
+        sandbox_access.key_env(ChildNames(subject.name)),
+    ]
 
 
 def _env_from(spec: AgentDeploymentSpec) -> list[dict[str, Any]]:
@@ -124,7 +156,7 @@ def pod_template(
         "command": ["berth-runtime"],
         "args": [role, "--config", CONFIG_PATH],
         "ports": [{"name": "http", "containerPort": spec.server.port, "protocol": "TCP"}],
-        "env": _env(spec, wiring, role),
+        "env": _env(subject, spec, wiring, role),
         "envFrom": _env_from(spec) or None,
         "resources": resources.wire() if resources else None,
         "readinessProbe": _probe(initial_delay=2, period=5, failures=3),

@@ -100,6 +100,17 @@ async def create_thread_cron(thread_id: str, body: CronCreate, request: Request)
     return await _create(request, body, thread["thread_id"])
 
 
+def _not_owned(cron: dict[str, Any]) -> None:
+    """A cron an AgentCron owns changes only through the AgentCron (it would be rewritten)."""
+    if cron.get("source"):
+        namespace, _, name = str(cron["source"]).partition("/")
+        raise HTTPException(
+            409,
+            f"Cron '{cron['cron_id']}' is managed by AgentCron {name.partition('/')[2]!r} in "
+            f"namespace {namespace!r}: change or delete the AgentCron instead",
+        )
+
+
 async def _get(request: Request, cron_id: str, action: str) -> dict[str, Any]:
     cid = parse_uuid(cron_id, "cron_id")
     async with rt_of(request).pool.connection() as conn:
@@ -121,6 +132,7 @@ async def get_cron(cron_id: str, request: Request) -> Response:
 async def patch_cron(cron_id: str, body: CronPatch, request: Request) -> Response:
     rt = rt_of(request)
     cron = await _get(request, cron_id, "update")
+    _not_owned(cron)
     fields = body.model_dump(exclude_unset=True)
     for key in ("schedule", "timezone", "enabled", "on_run_completed", "metadata"):
         if fields.get(key) is not None:
@@ -157,6 +169,7 @@ async def patch_cron(cron_id: str, body: CronPatch, request: Request) -> Respons
 async def delete_cron(cron_id: str, request: Request) -> Response:
     rt = rt_of(request)
     cron = await _get(request, cron_id, "delete")
+    _not_owned(cron)
     async with rt.pool.connection() as conn:
         await q.execute(conn, "delete_cron", cron_id=cron["cron_id"])
     return json_response(None)

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from berth_runtime.api.common import json_response, paging_headers, parse_uuid, row_json, rt_of
 from berth_runtime.auth.authorize import authorize, visible
+from berth_runtime.auth.ownership import stamp_owner
 from berth_runtime.context import Runtime
 from berth_runtime.db import q
 from berth_runtime.models import (
@@ -47,6 +48,8 @@ async def _create(request: Request, body: _RunCreate, thread_id: str | None) -> 
     }
     filters = await authorize(request, "threads", "create_run", value)
     body.metadata = value["metadata"]
+    if thread_id is None and filters:
+        body.metadata = stamp_owner(body.metadata, filters)
     if thread_id is not None and filters:
         async with rt_of(request).pool.connection() as conn:
             row = await q.fetchone(conn, "get_thread", thread_id=parse_uuid(thread_id, "thread_id"))
@@ -64,12 +67,17 @@ def _locations(run: dict[str, Any], tail: str) -> dict[str, str]:
     return {"Location": f"{base}/{tail}", "Content-Location": base}
 
 
-async def _thread_visible(request: Request, thread_id: Any, action: str) -> bool:
-    """Runs are authorized as actions on their thread (temporary threads have no owner)."""
+async def _thread_visible(
+    request: Request, thread_id: Any, action: str, run_metadata: Any = None
+) -> bool:
+    """Runs are authorized as actions on their thread; a stateless run (temporary or deleted
+    thread) by the owner stamped in its own metadata."""
     async with rt_of(request).pool.connection() as conn:
         row = await q.fetchone(conn, "get_thread", thread_id=thread_id)
     if row is None or row["temporary"]:
-        return True
+        meta = dict(run_metadata or {})
+        value = {"thread_id": thread_id, "metadata": meta}
+        return visible(meta, await authorize(request, "threads", action, value))
     value = {"thread_id": row["thread_id"], "metadata": dict(row["metadata"])}
     return visible(row["metadata"], await authorize(request, "threads", action, value))
 
@@ -80,7 +88,7 @@ async def _get_run(
     tid, rid = parse_uuid(thread_id, "thread_id"), parse_uuid(run_id, "run_id")
     async with rt.pool.connection() as conn:
         row = await q.fetchone(conn, "get_run", run_id=rid, thread_id=tid)
-    if row is None or not await _thread_visible(request, tid, action):
+    if row is None or not await _thread_visible(request, tid, action, row["metadata"]):
         raise HTTPException(404, f"Run '{run_id}' not found")
     return dict(row)
 
@@ -148,12 +156,12 @@ async def list_runs(
     tid = parse_uuid(thread_id, "thread_id")
     async with rt.pool.connection() as conn:
         exists = await q.fetchone(conn, "thread_exists", thread_id=tid) is not None
-    if not exists or not await _thread_visible(request, tid, "read"):
-        raise HTTPException(404, f"Thread '{thread_id}' not found")
-    async with rt.pool.connection() as conn:
         rows = await q.fetchall(
             conn, "list_runs", thread_id=tid, status=status, limit=limit, offset=offset
         )
+    owner_meta = rows[0]["metadata"] if rows else None  # a temporary thread has one run
+    if not exists or not await _thread_visible(request, tid, "read", owner_meta):
+        raise HTTPException(404, f"Thread '{thread_id}' not found")
     total = int(rows[0]["total"]) if rows else 0
     return json_response(
         [run_json(dict(r)) for r in rows], headers=paging_headers(total, offset, len(rows))
@@ -276,7 +284,9 @@ async def cancel_many(body: RunsCancel, request: Request, action: str = "interru
             thread_id=body.thread_id,
             statuses=statuses,
         )
-    rows = [r for r in rows if await _thread_visible(request, r["thread_id"], "update")]
+    rows = [
+        r for r in rows if await _thread_visible(request, r["thread_id"], "update", r["metadata"])
+    ]
     if body.run_ids and len(rows) < len(set(body.run_ids)):
         found = {r["run_id"] for r in rows}
         missing = [str(r) for r in body.run_ids if r not in found]

@@ -45,8 +45,38 @@ async def _next_run(rt: Runtime, thread_id: uuid.UUID, after: datetime | None) -
         return await q.fetchone(conn, "thread_run_after", thread_id=thread_id, after=after)
 
 
+class _StateWatch:
+    """`state_update` mode: the thread's state whenever it changed (a run ended, or
+    POST /threads/{tid}/state), checked between runs and while the thread is idle."""
+
+    def __init__(self, rt: Runtime, thread_id: uuid.UUID) -> None:
+        self.rt, self.thread_id = rt, thread_id
+        self.seen: Any = None
+
+    async def frame(self) -> bytes | None:
+        async with self.rt.pool.connection() as conn:
+            row = await q.fetchone(conn, "get_thread", thread_id=self.thread_id)
+        if row is None or row["state_updated_at"] == self.seen:
+            return None
+        first, self.seen = self.seen is None, row["state_updated_at"]
+        if first:
+            return None  # the state when the client joined is not an update
+        data = {
+            "thread_id": str(self.thread_id),
+            "status": row["status"],
+            "values": row["values"],
+            "interrupts": row["interrupts"],
+            "state_updated_at": row["state_updated_at"],
+        }
+        return format_sse("state_update", dumps_bytes(data))
+
+
 async def thread_events(
-    rt: Runtime, thread_id: uuid.UUID, resume: tuple[uuid.UUID, str] | None, modes: set[str]
+    rt: Runtime,
+    thread_id: uuid.UUID,
+    resume: tuple[uuid.UUID, str] | None,
+    modes: set[str],
+    watch: _StateWatch | None = None,
 ) -> AsyncIterator[bytes]:
     run_id: uuid.UUID | None = None
     cursor: str | None = None
@@ -65,6 +95,9 @@ async def thread_events(
         start = now["now"] if now else start
     while True:
         if run_id is None:
+            update = await watch.frame() if watch is not None else None
+            if update is not None:
+                yield update
             row = await _next_run(rt, thread_id, after)
             if row is None and after is None:
                 after = start  # nothing active: wait for the next run created from now on
@@ -98,4 +131,10 @@ async def join_thread_stream(
     if unknown:
         raise HTTPException(422, f"unknown thread stream modes {sorted(unknown)}")
     resume = parse_thread_event_id(last_event_id)
-    return sse_response(rt, thread_events(rt, row["thread_id"], resume, modes), {})
+    watch: _StateWatch | None = None
+    if "state_update" in modes:
+        # The state as of now is the baseline; taken before the response starts, so a client
+        # that has the response headers knows later changes will be sent.
+        watch = _StateWatch(rt, row["thread_id"])
+        await watch.frame()
+    return sse_response(rt, thread_events(rt, row["thread_id"], resume, modes, watch), {})

@@ -20,8 +20,10 @@ def zone(name: str | None) -> ZoneInfo:
 
 
 def check_schedule(schedule: str, timezone: str | None) -> None:
-    """Five fields (minute precision) or six (a trailing seconds field)."""
+    """Five fields (minute precision), six (a trailing seconds field) or an @-macro."""
     zone(timezone)
+    if schedule.startswith("@") and croniter.is_valid(schedule):
+        return
     if len(schedule.split()) not in (5, 6) or not croniter.is_valid(schedule):
         raise ScheduleError(f"invalid cron schedule {schedule!r}")
 

@@ -12,15 +12,19 @@ import copy
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.types import Command, Send
 
 from berth_runtime.context import Runtime
+from berth_runtime.db.checkpointer import batched_writes
 from berth_runtime.executor.messages import MessageEvents
 from berth_runtime.executor.state import final_output, snapshot_to_json
 from berth_runtime.serde import to_jsonable
 from berth_runtime.streams.sse import event_name, langgraph_modes
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +108,24 @@ async def thread_snapshot(rt: Runtime, graph_id: str, thread_id: str) -> dict[st
     return snapshot_to_json(snap)
 
 
-async def execute_run(rt: Runtime, run: dict[str, Any], emit: Emit) -> Outcome:
-    """Run the graph for this attempt. Cancellation propagates (CancelledError)."""
+async def execute_run(
+    rt: Runtime, run: dict[str, Any], emit: Emit, span: Span | None = None
+) -> Outcome:
+    """Run the graph for this attempt. Cancellation propagates (CancelledError).
+
+    With `span` (tracing on), nodes and model/tool calls become its child spans.
+    """
     kwargs = run["kwargs"]
     graph_id = kwargs["graph_id"]
     thread_id = str(run["thread_id"])
     config = run_config(run)
+    # `async` (LangGraph's default) and `exit` do not wait for checkpoint writes between steps,
+    # so the checkpointer may group-commit them (the worker flushes before settling).
+    batched_writes.set(kwargs.get("durability") in (None, "async", "exit"))
+    if span is not None:
+        from berth_runtime.telemetry.tracing import SpanCallbackHandler
+
+        config["callbacks"] = [SpanCallbackHandler(span)]
     if run["attempt"] > 1:
         await emit("metadata", {"run_id": str(run["run_id"]), "attempt": run["attempt"]})
 
@@ -134,7 +150,9 @@ async def execute_run(rt: Runtime, run: dict[str, Any], emit: Emit) -> Outcome:
     stream_kwargs: dict[str, Any] = {
         # `events` alone still needs one LangGraph mode to drive the graph.
         "stream_mode": sorted(wanted_modes) or ["values"],
-        "subgraphs": True,
+        # As LangGraph itself: without `stream_subgraphs` a model inside a subgraph still
+        # reaches `messages` (as its node's finished message), but its tokens do not.
+        "subgraphs": subgraphs,
         "interrupt_before": kwargs.get("interrupt_before"),
         "interrupt_after": kwargs.get("interrupt_after"),
     }
@@ -149,8 +167,8 @@ async def execute_run(rt: Runtime, run: dict[str, Any], emit: Emit) -> Outcome:
         graph = await rt.graphs.get(graph_id, config)
 
         async def forward(chunk: Any) -> None:
-            ns, mode, data = chunk
-            if mode not in wanted_modes or (ns and not subgraphs):
+            ns, mode, data = chunk if subgraphs else ((), *chunk)
+            if mode not in wanted_modes:
                 return
             if mode == "messages":
                 for name, payload in messages.events(tuple(ns), data):

@@ -109,7 +109,8 @@ async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> di
                 conn,
                 "insert_thread",
                 thread_id=tid,
-                metadata=thread_meta,
+                # The run's metadata (with its owner, see auth/ownership.py) goes to the thread.
+                metadata={**body.metadata, **thread_meta},
                 config={},
                 ttl=None,
                 # `on_completion=keep` leaves an ordinary thread behind; `delete` hides it.

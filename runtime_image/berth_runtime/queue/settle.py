@@ -43,8 +43,12 @@ async def finish(
     output: Any,
     snapshot: dict[str, Any] | None,
     error: dict[str, Any] | None,
-) -> bool:
-    """Record the final status and the thread's new state; False if the lease was lost."""
+) -> str | None:
+    """Record the final status and the thread's new state.
+
+    Returns the thread's status afterwards (`busy`: another run of the thread is waiting, so a
+    worker should be woken for it), or None if the lease was lost and nothing was written.
+    """
     thread_id = str(run["thread_id"])
     failed = status in ("error", "timeout")
     if snapshot is None:
@@ -59,9 +63,9 @@ async def finish(
                 result=to_jsonable(output),
             )
             if row is None:
-                return False
+                return None
             await set_thread_from_snapshot(conn, thread_id, snapshot, error, failed)
-        return True
+        return "busy"  # not read back on this rare path: assume a run may be waiting
     # The common case in two round trips: BEGIN + the fenced run update fused with the thread's
     # state, then the status refresh + COMMIT (pipelined; same statements, same transaction).
     async with rt.pool.connection() as conn, conn.pipeline(), conn.transaction():
@@ -82,9 +86,12 @@ async def finish(
             ),
         )
         if await cur.fetchone() is None:
-            return False
-        await conn.execute(q.sql_bytes("refresh_thread_status"), q.adapt({"thread_id": thread_id}))
-    return True
+            return None
+        status_cur = await conn.execute(
+            q.sql_bytes("refresh_thread_status"), q.adapt({"thread_id": thread_id})
+        )
+        row = await status_cur.fetchone()
+    return str(row["status"]) if row else "busy"
 
 
 async def rollback(rt: Runtime, run: dict[str, Any], owner: str) -> bool:

@@ -25,6 +25,9 @@ from berth_runtime.db import q
 from berth_runtime.executor.run import Outcome, execute_run, thread_snapshot
 from berth_runtime.queue import settle
 from berth_runtime.serde import dumps_bytes
+from berth_runtime.streams.writer import RunEventWriter
+from berth_runtime.telemetry import tracing
+from berth_runtime.telemetry.logs import bound_run
 from berth_runtime.webhooks.send import send_webhook
 
 log = logging.getLogger(__name__)
@@ -132,20 +135,32 @@ class Worker:
             ar.reason = reason
             ar.exec_task.cancel()
 
-    async def _emit(self, run_id: str, event: str, data: Any) -> None:
-        await self.rt.bus.append_event(run_id, event, dumps_bytes(data))
-
     async def _process(self, ar: ActiveRun) -> None:
         run = ar.run
         run_id = str(run["run_id"])
-        heartbeat = asyncio.create_task(self._heartbeat(ar), name=f"berth-hb-{run_id}")
-        try:
+        with bound_run(run_id, str(run["thread_id"])):
+            span = tracing.start_run_span(run)
+            if span is None:
+                await self._process_bound(ar, run_id, None)
+                return
+            from opentelemetry import trace
 
-            async def emit(event: str, data: Any) -> None:
-                await self._emit(run_id, event, data)
-
-            ar.exec_task = asyncio.create_task(execute_run(self.rt, run, emit))
             outcome: Outcome | None = None
+            try:
+                with trace.use_span(span, end_on_exit=False, record_exception=False):
+                    outcome = await self._process_bound(ar, run_id, span)
+            finally:
+                status = outcome.status if outcome is not None else (ar.reason or "lost")
+                tracing.end_run_span(span, status, outcome.error if outcome else None)
+
+    async def _process_bound(self, ar: ActiveRun, run_id: str, span: Any) -> Outcome | None:
+        """One attempt, with the run bound to the log context (and its span current)."""
+        run = ar.run
+        heartbeat = asyncio.create_task(self._heartbeat(ar), name=f"berth-hb-{run_id}")
+        outcome: Outcome | None = None
+        events = RunEventWriter(self.rt.bus, run_id)
+        try:
+            ar.exec_task = asyncio.create_task(execute_run(self.rt, run, events.emit, span))
             try:
                 outcome = await ar.exec_task
                 if ar.reason is not None:
@@ -158,6 +173,11 @@ class Worker:
                 error = {"error": type(e).__name__, "message": str(e)}
                 outcome = Outcome("error", {"__error__": error}, None, None, error)
             try:
+                # Every event is in Redis and every checkpoint in Postgres before the outcome
+                # is recorded (a failed checkpoint write raises: the lease lapses, and the run
+                # is retried from what is durable).
+                await events.drain()
+                await self.rt.checkpointer.flush(str(run["thread_id"]), consume=True)
                 await self._settle(ar, outcome)
             except Exception:
                 # The lease will lapse and the reaper hands the run to another attempt.
@@ -168,6 +188,7 @@ class Worker:
                 await heartbeat
             self.active.pop(run_id, None)
             self._slot_freed.set()
+        return outcome
 
     async def _settle(self, ar: ActiveRun, outcome: Outcome | None) -> None:
         rt, run, owner = self.rt, ar.run, self.owner
@@ -183,14 +204,18 @@ class Worker:
                 await rt.bus.wake()
             return
         status: str
+        # Wake a worker when another run of this thread waits for this one to end (a freed slot
+        # of this worker needs no wake-up: the claim loop sees it; new runs wake on creation).
+        wake = True
         if outcome is not None and not cancelled:
-            ok = await settle.finish(
+            thread_status = await settle.finish(
                 rt, run, owner, outcome.status, outcome.output, outcome.snapshot, outcome.error
             )
-            if not ok:
+            if thread_status is None:
                 log.warning("run %s: lease lost before settling; result dropped", run_id)
                 return
             status = outcome.status
+            wake = thread_status == "busy"
         elif ar.reason == "rollback":
             if not await settle.rollback(rt, run, owner):
                 return
@@ -201,14 +226,14 @@ class Worker:
         elif ar.reason == "interrupt":
             snapshot = await self._snapshot(kwargs["graph_id"], thread_id)
             values = snapshot["values"] if snapshot else {}
-            if not await settle.finish(rt, run, owner, "interrupted", values, snapshot, None):
+            if await settle.finish(rt, run, owner, "interrupted", values, snapshot, None) is None:
                 return
             status = "interrupted"
         else:
             return
         self.finished[status] += 1
-        # The end event and the wake-up for the next run go out in one Redis round trip.
-        await settle.publish_end(rt, run_id, status, wake=True)
+        # The end event and the wake-up (if any) go out in one Redis round trip.
+        await settle.publish_end(rt, run_id, status, wake=wake)
         if kwargs.get("webhook"):
             task = asyncio.create_task(send_webhook(rt, run_id), name=f"berth-webhook-{run_id}")
             rt.background.add(task)

@@ -139,6 +139,45 @@ class Bus:
             self._failed("append_event", e)
             return None
 
+    async def append_events(
+        self, run_id: str, events: list[tuple[str, bytes]], wake: bool = False
+    ) -> bool:
+        """Add several events to the run's stream in one round trip (in order); False when
+        Redis is down. `wake=True` also wakes an idle worker (the run just ended)."""
+        if self._client is None:
+            return False
+        key = self._stream_key(run_id)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for event, data in events:
+                    pipe.xadd(key, {"e": event, "d": data}, maxlen=100_000, approximate=True)
+                pipe.expire(key, self.stream_ttl)
+                if wake:
+                    pipe.lpush(f"{self.prefix}wake", "1")
+                    pipe.ltrim(f"{self.prefix}wake", 0, 999)
+                await pipe.execute()
+            self._ok()
+            return True
+        except (RedisError, OSError) as e:
+            self._failed("append_events", e)
+            return False
+
+    async def last_event(self, run_id: str) -> StreamEntry | None:
+        """The newest event of the run's stream (None: no stream, or Redis is down)."""
+        if self._client is None:
+            return None
+        try:
+            res: Any = await self._client.xrevrange(self._stream_key(run_id), count=1)
+            self._ok()
+        except (RedisError, OSError) as e:
+            self._failed("last_event", e)
+            return None
+        for entry_id, fields in res or []:
+            eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            ev = fields.get(b"e", b"")
+            return eid, ev.decode() if isinstance(ev, bytes) else str(ev), fields.get(b"d", b"")
+        return None
+
     async def read_events(
         self, run_id: str, after_id: str, block_ms: int
     ) -> list[StreamEntry] | None:

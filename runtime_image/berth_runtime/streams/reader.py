@@ -27,10 +27,15 @@ async def run_by_id(rt: Runtime, run_id: Any) -> dict[str, Any] | None:
 StreamItem = tuple[str, bytes, str | None]  # (event, JSON data, stream id)
 
 STREAM_ID = re.compile(r"\d+-\d+")
+# What the JS SDK's useStream sends to replay a run from its first event on reconnect.
+FROM_START = "-1"
 
 
 def check_stream_id(value: str | None) -> str | None:
-    if value is not None and not STREAM_ID.fullmatch(value):
+    """The Redis stream id to resume after (None: from the start); 422 for anything else."""
+    if value is None or value == FROM_START:
+        return None
+    if not STREAM_ID.fullmatch(value):
         raise HTTPException(422, f"Last-Event-ID {value!r} is not an event id of this stream")
     return value
 
@@ -43,7 +48,7 @@ async def run_event_items(
     Postgres is checked whenever the stream is quiet: if the run is over and Redis has no `end`
     (Redis down, or the stream expired), the final values come from the run row instead.
     """
-    cursor = last_event_id or "0-0"
+    cursor = last_event_id if last_event_id and last_event_id != FROM_START else "0-0"
     poll = min(rt.settings.poll_seconds, 0.5)
     saw_any = False
     while True:
@@ -68,6 +73,8 @@ async def run_event_items(
                 yield event, data, eid
                 if event == "end":
                     return
+        if not saw_any and last_event_id and await _saw_end(rt, run_id, cursor):
+            return  # the client already has every event, `end` included: nothing to repeat
         status = row["status"] if row else "interrupted"
         result = (row or {}).get("result") or {}
         if not saw_any and isinstance(result, dict):
@@ -77,6 +84,19 @@ async def run_event_items(
                 yield "error", dumps_bytes(result["__error__"]), None
         yield "end", dumps_bytes({"run_id": run_id, "status": status}), None
         return
+
+
+def _stream_pos(eid: str) -> tuple[int, int]:
+    ms, _, seq = eid.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def _saw_end(rt: Runtime, run_id: str, cursor: str) -> bool:
+    """Whether the buffer still holds the run's `end` at or before the client's cursor."""
+    last = await rt.bus.last_event(run_id)
+    if last is None or last[1] != "end" or not STREAM_ID.fullmatch(cursor):
+        return False
+    return _stream_pos(last[0]) <= _stream_pos(cursor)
 
 
 async def run_events(

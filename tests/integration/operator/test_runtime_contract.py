@@ -38,11 +38,16 @@ def _secret(**data: str) -> dict[str, Any]:
 def _resolve_env(
     env: list[dict[str, Any]], secrets: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, str]:
-    """What the kubelet does with ``value`` and ``valueFrom.secretKeyRef``."""
+    """What the kubelet does with ``value``, ``valueFrom.secretKeyRef`` and the downward API
+    (``fieldRef``; these Pods run outside a cluster, in namespace "default" say)."""
     out = {}
     for e in env:
         if "value" in e:
             out[e["name"]] = e["value"]
+        elif "fieldRef" in e["valueFrom"]:
+            out[e["name"]] = {"metadata.namespace": "default"}[
+                e["valueFrom"]["fieldRef"]["fieldPath"]
+            ]
         else:
             ref = e["valueFrom"]["secretKeyRef"]
             out[e["name"]] = base64.b64decode(secrets[ref["name"]]["data"][ref["key"]]).decode()

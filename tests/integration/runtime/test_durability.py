@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from berth_runtime.db.sql import migration_files
 from langgraph_sdk import get_client
 
-from tests.integration.runtime.conftest import RuntimeProcess, launch, wait_ready
+from tests.integration.runtime.conftest import GRAPHS_CONFIG, RuntimeProcess, launch, wait_ready
 from tests.integration.runtime.test_multitask import ALL, executed, steps_config, wait_for_step
 from tests.support.servers import Server, free_port, redis_server
 
@@ -233,7 +234,8 @@ async def test_replicas_starting_together_migrate_once(database_uri: str, tmp_pa
             rows = conn.execute("SELECT version FROM berth_migrations ORDER BY version").fetchall()
             assert rows == [(v,) for v, _, _ in migration_files()]
             assistants = conn.execute("SELECT count(*) FROM assistant").fetchone()
-            assert assistants == (6,)
+            # one default assistant per graph, not one per replica
+            assert assistants == (len(json.loads(GRAPHS_CONFIG.read_text())["graphs"]),)
         async with httpx.AsyncClient() as http:
             for p in procs:
                 assert (await http.get(f"{p.url}/ok")).status_code == 200

@@ -9,7 +9,11 @@ from berth_operator.render.desired import Desired, Observed, render
 from berth_operator.render.meta import Subject
 from berth_operator.render.names import ChildRef, ref_of
 
-PASSWORDS = {"postgres-password": "pg-secret-1", "redis-password": "redis-secret-1"}
+PASSWORDS = {
+    "postgres-password": "pg-secret-1",
+    "redis-password": "redis-secret-1",
+    "sandbox-key": "ab" * 32,
+}
 EXTERNAL = {
     "postgres": {"external": {"secretName": "pg"}},
     "redis": {"external": {"secretName": "rd"}},

@@ -83,7 +83,12 @@ def test_rbac_is_least_privilege() -> None:
     assert grants[("", "secrets")] == {"get", "create", "patch", "update", "delete"}
     assert grants[("berth.dev", "agentdeployments")] == {"get", "list", "watch", "patch"}
     assert "delete" not in grants[("berth.dev", "agentdeployments")]
-    assert ("", "pods") not in grants and ("", "namespaces") not in grants
+    assert ("", "namespaces") not in grants
+    # Sandboxes: Pods are made and adopted by the operator; Secrets still never listed.
+    assert grants[("", "pods")] == {"get", "list", "watch", "create", "patch", "delete"}
+    assert grants[("berth.dev", "sandboxpools")] == {"get", "list", "watch", "patch"}
+    assert {"patch"} <= grants[("berth.dev", "sandboxclaims/status")]
+    assert grants[("networking.k8s.io", "networkpolicies")] >= {"create", "patch", "delete"}
 
 
 def test_crds_are_templated_kept_and_optional() -> None:

@@ -99,7 +99,10 @@ def test_registration_covers_changes_timer_and_children() -> None:
     spawned = {h.id for h in registry._spawning.get_all_handlers()}
     assert "resync" in spawned
     watched = {h.id for h in registry._watching.get_all_handlers()}
-    assert watched == {f"child-{plural}" for _, _, plural in WATCHED_CHILDREN}
+    children = {f"child-{plural}" for _, _, plural in WATCHED_CHILDREN}
+    # AgentCron deploymentRef checks: event handlers only (no finalizer on AgentCrons)
+    assert {"agentcron-reference", "agentcron-deployments"} <= watched - children
+    assert children <= watched
 
 
 def test_kopf_settings_keep_state_under_berth_dev() -> None:

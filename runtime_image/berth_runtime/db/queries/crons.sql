@@ -23,7 +23,7 @@ DELETE FROM cron WHERE cron_id = %(cron_id)s RETURNING cron_id;
 
 -- name: due_crons
 SELECT * FROM cron
-WHERE enabled AND next_run_date IS NOT NULL AND next_run_date <= clock_timestamp()
+WHERE enabled AND next_run_date IS NOT NULL AND next_run_date <= %(now)s
 ORDER BY next_run_date
 LIMIT %(limit)s;
 

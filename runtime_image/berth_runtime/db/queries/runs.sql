@@ -36,7 +36,7 @@ WHERE run_id = %(run_id)s AND thread_id = %(thread_id)s AND status NOT IN ('pend
 RETURNING run_id;
 
 -- name: find_active_runs
-SELECT run_id, thread_id, status FROM run
+SELECT run_id, thread_id, status, metadata FROM run
 WHERE status = ANY(%(statuses)s::text[])
   AND (%(run_ids)s::uuid[] IS NULL OR run_id = ANY(%(run_ids)s::uuid[]))
   AND (%(thread_id)s::uuid IS NULL OR thread_id = %(thread_id)s::uuid);

@@ -1,0 +1,166 @@
+// Package config loads the proxy's config.json (rendered by the operator from a
+// SandboxPool's spec.authProxy) and rejects malformed input before anything listens.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// Header is one header a rule injects; {secret} in Value is replaced by the
+// content of SecretFile (trailing newline trimmed).
+type Header struct {
+	Name       string `json:"name"`
+	Value      string `json:"value"`
+	SecretFile string `json:"secretFile"`
+}
+
+// Rule injects headers into requests to matching hosts (and path prefix).
+type Rule struct {
+	Name        string   `json:"name"`
+	Hosts       []string `json:"hosts"`
+	PathPrefix  string   `json:"pathPrefix,omitempty"`
+	Headers     []Header `json:"headers"`
+	Placeholder string   `json:"placeholder,omitempty"`
+}
+
+// Allow is the default-deny allow list.
+type Allow struct {
+	Hosts []string `json:"hosts"`
+	CIDRs []string `json:"cidrs"`
+	Ports []int    `json:"ports"`
+}
+
+// Config is the whole config.json.
+type Config struct {
+	Listen            string   `json:"listen"`
+	AdminListen       string   `json:"adminListen"`
+	CACertFile        string   `json:"caCertFile"`
+	CAKeyFile         string   `json:"caKeyFile"`
+	UpstreamCAFile    string   `json:"upstreamCAFile,omitempty"`
+	SecretPollSeconds float64  `json:"secretPollSeconds,omitempty"`
+	Rules             []Rule   `json:"rules"`
+	Allow             Allow    `json:"allow"`
+	Passthrough       []string `json:"passthrough"`
+	DenyCIDRs         []string `json:"denyCidrs"`
+}
+
+// DefaultDenyCIDRs are metadata, private, CGNAT, ULA and loopback ranges.
+var DefaultDenyCIDRs = []string{
+	"169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+	"100.64.0.0/10", "127.0.0.0/8", "fd00::/8", "fe80::/10", "::1/128",
+}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(raw)
+}
+
+// Parse decodes (unknown fields rejected), fills defaults and validates.
+func Parse(raw []byte) (*Config, error) {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:15001"
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = "127.0.0.1:15021"
+	}
+	if c.DenyCIDRs == nil {
+		c.DenyCIDRs = DefaultDenyCIDRs
+	}
+	if c.SecretPollSeconds <= 0 {
+		c.SecretPollSeconds = 2
+	}
+	return &c, c.Validate()
+}
+
+// Validate reports the first problem found, naming the field.
+func (c *Config) Validate() error {
+	var errs []error
+	host, _, err := net.SplitHostPort(c.AdminListen)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("adminListen: %w", err))
+	} else if ip, perr := netip.ParseAddr(host); perr != nil || !ip.IsLoopback() {
+		errs = append(errs, fmt.Errorf("adminListen %q: must be a loopback address (the admin port is never reachable from the Pod IP)", c.AdminListen))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %w", err))
+	}
+	if c.CACertFile == "" || c.CAKeyFile == "" {
+		errs = append(errs, errors.New("caCertFile and caKeyFile are required"))
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Rules {
+		where := fmt.Sprintf("rules[%d]", i)
+		if r.Name == "" {
+			errs = append(errs, fmt.Errorf("%s.name is required", where))
+		} else if seen[r.Name] {
+			errs = append(errs, fmt.Errorf("%s.name %q is duplicated", where, r.Name))
+		}
+		seen[r.Name] = true
+		if len(r.Hosts) == 0 {
+			errs = append(errs, fmt.Errorf("%s.hosts must not be empty", where))
+		}
+		for _, h := range r.Hosts {
+			if err := ValidHostPattern(h); err != nil {
+				errs = append(errs, fmt.Errorf("%s.hosts: %w", where, err))
+			}
+		}
+		if r.PathPrefix != "" && !strings.HasPrefix(r.PathPrefix, "/") {
+			errs = append(errs, fmt.Errorf("%s.pathPrefix %q must start with /", where, r.PathPrefix))
+		}
+		if len(r.Headers) == 0 {
+			errs = append(errs, fmt.Errorf("%s.headers must not be empty", where))
+		}
+		for j, h := range r.Headers {
+			if h.Name == "" || strings.ContainsAny(h.Name, " :\r\n") {
+				errs = append(errs, fmt.Errorf("%s.headers[%d].name %q is not a header name", where, j, h.Name))
+			}
+			if strings.Contains(h.Value, "{secret}") && h.SecretFile == "" {
+				errs = append(errs, fmt.Errorf("%s.headers[%d]: value uses {secret} but secretFile is empty", where, j))
+			}
+		}
+	}
+	for _, h := range append(append([]string{}, c.Allow.Hosts...), c.Passthrough...) {
+		if err := ValidHostPattern(h); err != nil {
+			errs = append(errs, fmt.Errorf("allow.hosts/passthrough: %w", err))
+		}
+	}
+	for _, p := range c.Allow.Ports {
+		if p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("allow.ports: %d is not a port", p))
+		}
+	}
+	for _, s := range append(append([]string{}, c.Allow.CIDRs...), c.DenyCIDRs...) {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			errs = append(errs, fmt.Errorf("cidr %q: %w", s, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidHostPattern accepts "name", "*.suffix" and "*" (every host).
+func ValidHostPattern(p string) error {
+	if p == "*" {
+		return nil
+	}
+	rest := strings.TrimPrefix(p, "*.")
+	if rest == "" || strings.ContainsAny(rest, "*/: ") {
+		return fmt.Errorf("host pattern %q: use a name, *.suffix or *", p)
+	}
+	return nil
+}

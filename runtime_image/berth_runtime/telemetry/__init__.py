@@ -1,0 +1,1 @@
+"""Observability of runs: OpenTelemetry traces and structured (JSON) logs."""
