@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from berth_operator.api.common import GROUP
-from berth_operator.render.meta import Subject, metadata
+from berth_operator.render import rbac
+from berth_operator.render.meta import Subject
 from berth_operator.render.names import ChildNames
 
 RULES: list[dict[str, Any]] = [
@@ -21,26 +22,8 @@ RULES: list[dict[str, Any]] = [
 
 
 def role(subject: Subject, names: ChildNames) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": metadata(subject, names.agentcron_access, "server"),
-        "rules": RULES,
-    }
+    return rbac.role(subject, names.agentcron_access, RULES)
 
 
 def role_binding(subject: Subject, names: ChildNames, service_account: str) -> dict[str, Any]:
-    """Binds the Role to the runtime Pods' ServiceAccount (the operator's, or the user's)."""
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": metadata(subject, names.agentcron_access, "server"),
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "Role",
-            "name": names.agentcron_access,
-        },
-        "subjects": [
-            {"kind": "ServiceAccount", "name": service_account, "namespace": subject.namespace}
-        ],
-    }
+    return rbac.role_binding(subject, names.agentcron_access, service_account)

@@ -19,6 +19,7 @@ from berth_operator.render.meta import Subject
 from berth_operator.render.sandbox_names import PoolNames
 from berth_operator.render.sandbox_pool import PoolPlan
 from berth_operator.render.status import Verdict
+from berth_operator.render.status import conditions as status_conditions
 
 ORDER = ("Ready", "Reconciling", "Stalled")
 
@@ -36,24 +37,7 @@ def conditions(
     now: str,
 ) -> list[dict[str, Any]]:
     """metav1.Conditions for ``ORDER``, keeping transition times of unchanged statuses."""
-    before = {c.get("type"): c for c in previous or ()}
-    out = []
-    for t in ORDER:
-        v = verdicts[t]
-        status = "Unknown" if v.status is None else ("True" if v.status else "False")
-        old = before.get(t)
-        since = old["lastTransitionTime"] if old and old.get("status") == status else now
-        out.append(
-            {
-                "type": t,
-                "status": status,
-                "reason": v.reason,
-                "message": v.message[:32000],
-                "observedGeneration": generation,
-                "lastTransitionTime": since,
-            }
-        )
-    return out
+    return status_conditions(verdicts, generation, previous, now, ORDER)
 
 
 def stalled(reason: str, message: str) -> dict[str, Verdict]:

@@ -174,11 +174,12 @@ def conditions(
     generation: int,
     previous: Sequence[Mapping[str, Any]] | None,
     now: str,
+    order: Sequence[str] = ORDER,
 ) -> list[dict[str, Any]]:
     """metav1.Conditions in a fixed order, keeping transition times of unchanged statuses."""
     before = {c.get("type"): c for c in previous or ()}
     out = []
-    for t in ORDER:
+    for t in order:
         v = verdicts[t]
         status = "Unknown" if v.status is None else ("True" if v.status else "False")
         old = before.get(t)
