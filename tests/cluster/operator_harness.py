@@ -88,11 +88,11 @@ def berth_crds(kubectl: Kubectl) -> None:
     )
 
 
-def delete_all_agentdeployments(kubectl: Kubectl, namespace: str) -> None:
-    """Delete every AgentDeployment while an operator still runs to release the finalizer."""
-    kubectl("delete", AGD, "--all", "-n", namespace, "--timeout=30s", check=False)
-    left = kubectl("get", AGD, "-n", namespace, "-o", "name", check=False).stdout.split()
-    for name in left:  # no operator left: release them by hand so the namespace can go
+def delete_all(kubectl: Kubectl, namespace: str, kinds: str) -> None:
+    """Delete every object of ``kinds`` (comma-separated) while an operator still runs to
+    release its finalizers; whatever is left is released by hand so the namespace can go."""
+    kubectl("delete", kinds, "--all", "-n", namespace, "--timeout=30s", check=False)
+    for name in kubectl("get", kinds, "-n", namespace, "-o", "name", check=False).stdout.split():
         kubectl(
             "patch",
             name,
@@ -103,6 +103,11 @@ def delete_all_agentdeployments(kubectl: Kubectl, namespace: str) -> None:
             '{"metadata":{"finalizers":null}}',
             check=False,
         )
+
+
+def delete_all_agentdeployments(kubectl: Kubectl, namespace: str) -> None:
+    """Delete every AgentDeployment while an operator still runs to release the finalizer."""
+    delete_all(kubectl, namespace, AGD)
 
 
 @pytest.fixture
@@ -258,6 +263,7 @@ __all__ = [
     "berth_crds",
     "bind_volume",
     "condition",
+    "delete_all",
     "delete_all_agentdeployments",
     "exists",
     "external_secrets",

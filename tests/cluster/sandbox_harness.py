@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from tests.cluster.conftest import Kubectl
-from tests.cluster.operator_harness import OperatorProcess, apply, berth_crds, start_operator
+from tests.cluster.operator_harness import (
+    OperatorProcess,
+    apply,
+    berth_crds,
+    delete_all,
+    start_operator,
+)
 
 POOL = "sandboxpool"
 CLAIM = "sandboxclaim"
@@ -30,18 +36,7 @@ def sandbox_crds(berth_crds: None, kubectl: Kubectl) -> None:
 
 def cleanup_sandboxes(kubectl: Kubectl, namespace: str) -> None:
     """Delete claims and pools while the operator runs (pools carry kopf's finalizer)."""
-    kubectl("delete", f"{CLAIM},{POOL}", "--all", "-n", namespace, "--timeout=30s", check=False)
-    for name in kubectl("get", POOL, "-n", namespace, "-o", "name", check=False).stdout.split():
-        kubectl(
-            "patch",
-            name,
-            "-n",
-            namespace,
-            "--type=merge",
-            "-p",
-            '{"metadata":{"finalizers":null}}',
-            check=False,
-        )
+    delete_all(kubectl, namespace, f"{CLAIM},{POOL}")
 
 
 @pytest.fixture

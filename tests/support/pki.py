@@ -155,3 +155,33 @@ def make_pki(directory: Path) -> Pki:
     for path in (pki.ca_key, pki.serving_key, pki.admin_key, pki.sa_key):
         path.chmod(0o600)
     return pki
+
+
+@dataclass(frozen=True)
+class CA:
+    """A throwaway CA held in memory (for test servers and proxies, not the control plane)."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return _pem_key(self.key)
+
+
+def make_ca(common_name: str) -> CA:
+    """A throwaway ECDSA P-256 CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name)
+    return CA(_cert(name, key, name, key, ca=True), key)
+
+
+def make_leaf(ca: CA, names: list[str]) -> tuple[bytes, bytes]:
+    """A serving certificate for names signed by ca: (cert PEM, key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _cert(_name(names[0]), key, ca.cert.subject, ca.key, server_names=names)
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)

@@ -10,7 +10,6 @@ not collide, and everything is removed on exit.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -24,10 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.support.pki import CA, make_ca, make_leaf
 
 ROOT = Path(__file__).resolve().parents[2]
 PROXY_UID = 1337
@@ -58,85 +54,6 @@ def system_python() -> str:
     raise RuntimeError(
         "no system python3 (Debian package python3) for the unprivileged sandbox process"
     )
-
-
-@dataclass(frozen=True)
-class CA:
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    @property
-    def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def key_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
-
-def make_ca(common_name: str) -> CA:
-    """A throwaway ECDSA P-256 CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return CA(cert, key)
-
-
-def make_leaf(ca: CA, names: Sequence[str]) -> tuple[bytes, bytes]:
-    """A serving certificate for names signed by ca: (cert PEM, key PEM)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
-        .sign(ca.key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def run(
@@ -286,7 +203,7 @@ def start_sandbox(
     secret = "sk-test-" + uuid.uuid4().hex
     up_dir = ns.workdir / "upstream"
     up_dir.mkdir(mode=0o700)
-    leaf, leaf_key = make_leaf(upstream_ca, UPSTREAM_HOSTS)
+    leaf, leaf_key = make_leaf(upstream_ca, list(UPSTREAM_HOSTS))
     (up_dir / "tls.crt").write_bytes(leaf)
     (up_dir / "tls.key").write_bytes(leaf_key)
     shutil.copy(Path(__file__).with_name("https_upstream.py"), up_dir / "server.py")
