@@ -30,12 +30,14 @@ LangGraph's own saver.
 from __future__ import annotations
 
 import asyncio
+import binascii
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -52,19 +54,56 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from berth_runtime.db import q
 from berth_runtime.serde import dumps_bytes
 
 # Set (True) by the executor for a run whose durability is `async` or `exit`.
 batched_writes: ContextVar[bool] = ContextVar("berth_batched_checkpoint_writes", default=False)
 
-Op = tuple[str, Any, bool]  # SQL, parameters, executemany?
+
+def _b64(blob: bytes | None) -> str | None:
+    return None if blob is None else binascii.b2a_base64(blob, newline=False).decode()
+
+
+class _Batch:
+    """Checkpoint rows of one thread in call order, as the one jsonb document that
+    `berth_put_checkpoints` (migration 0004) takes: one statement writes them all."""
+
+    def __init__(self) -> None:
+        self.blobs: list[tuple[Any, ...]] = []
+        self.checkpoints: list[tuple[Any, ...]] = []
+        self.writes: list[tuple[Any, ...]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.blobs or self.checkpoints or self.writes)
+
+    def blob(self, ns: str, channel: str, version: str, type_: str, blob: bytes | None) -> None:
+        self.blobs.append((ns, channel, version, type_, _b64(blob)))
+
+    def checkpoint(
+        self, ns: str, checkpoint_id: str, parent: str | None, data: bytes, meta: bytes
+    ) -> None:
+        """`data` and `meta`: JSON already encoded (so later changes to the objects are not
+        written, as LangGraph's own saver guarantees by writing at once)."""
+        self.checkpoints.append(
+            (ns, checkpoint_id, parent, orjson.Fragment(data), orjson.Fragment(meta))
+        )
+
+    def write(self, row: Sequence[Any], upsert: bool) -> None:
+        """`row`: LangGraph's _dump_writes tuple without its thread id."""
+        *head, blob = row
+        self.writes.append((*head, _b64(blob), upsert))
+
+    def params(self, thread_id: str) -> dict[str, Any]:
+        doc = orjson.dumps({"b": self.blobs, "c": self.checkpoints, "w": self.writes})
+        return {"thread_id": thread_id, "batch": Jsonb(doc, dumps=_as_is)}
 
 
 @dataclass
 class _Queue:
     """One thread's checkpoint writes not yet in Postgres, and the task writing them."""
 
-    ops: list[Op] = field(default_factory=list)
+    batch: _Batch = field(default_factory=_Batch)
     task: asyncio.Task[None] | None = None
     error: BaseException | None = None
 
@@ -72,11 +111,6 @@ class _Queue:
 def _inline(value: Any) -> bool:
     """Primitive channel values live in the checkpoint row itself, the rest in blobs."""
     return value is None or isinstance(value, str | int | float | bool)
-
-
-def _encoded(obj: Any) -> Jsonb:
-    """A jsonb parameter serialized now, not when the statement is sent (it may be queued)."""
-    return Jsonb(dumps_bytes(obj), dumps=_as_is)
 
 
 def _as_is(data: Any) -> Any:
@@ -124,20 +158,17 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             elif not _inline(value):
                 blobs[key] = values.pop(key)
         versions = {k: v for k, v in new_versions.items() if k in blobs}
-        ops: list[Op] = []
-        if versions:
-            blob_rows = self._dump_blobs(thread_id, checkpoint_ns, blobs, versions)
-            ops.append((self.UPSERT_CHECKPOINT_BLOBS_SQL, blob_rows, True))
-        params = (
-            thread_id,
+        batch = self._batch(thread_id)
+        for row in self._dump_blobs(thread_id, checkpoint_ns, blobs, versions):
+            batch.blob(*row[1:])
+        batch.checkpoint(
             checkpoint_ns,
             checkpoint["id"],
             conf.get("checkpoint_id"),
-            _encoded({**checkpoint, "channel_values": values}),
-            _encoded(get_serializable_checkpoint_metadata(config, metadata)),
+            dumps_bytes({**checkpoint, "channel_values": values}),
+            dumps_bytes(get_serializable_checkpoint_metadata(config, metadata)),
         )
-        ops.append((self.UPSERT_CHECKPOINTS_SQL, params, False))
-        await self._submit(thread_id, ops)
+        await self._submit(thread_id, batch)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -155,45 +186,43 @@ class PooledPostgresSaver(AsyncPostgresSaver):
     ) -> None:
         conf = config["configurable"]
         thread_id = str(conf["thread_id"])
+        # LangGraph's rule: special writes (errors, interrupts, ...) replace, others keep.
         upsert = all(w[0] in WRITES_IDX_MAP for w in writes)
-        query = self.UPSERT_CHECKPOINT_WRITES_SQL if upsert else self.INSERT_CHECKPOINT_WRITES_SQL
-        params = self._dump_writes(
+        batch = self._batch(thread_id)
+        for row in self._dump_writes(
             thread_id, conf["checkpoint_ns"], conf["checkpoint_id"], task_id, task_path, writes
-        )
-        await self._submit(thread_id, [(query, params, True)])
+        ):
+            batch.write(row[1:], upsert)
+        await self._submit(thread_id, batch)
 
-    async def _submit(self, thread_id: str, ops: list[Op]) -> None:
+    def _batch(self, thread_id: str) -> _Batch:
+        """Where this call's rows go: the thread's queue inside a batched run, else its own."""
+        if not batched_writes.get():
+            return _Batch()
+        return self._queues.setdefault(thread_id, _Queue()).batch
+
+    async def _submit(self, thread_id: str, batch: _Batch) -> None:
         if not batched_writes.get():
             await self.flush(thread_id)  # keep the thread's writes in order
-            await self._write(ops)
+            await self._write(thread_id, batch)
             return
-        queue = self._queues.setdefault(thread_id, _Queue())
-        queue.ops.extend(ops)
+        queue = self._queues[thread_id]
         if queue.task is None or queue.task.done():
             queue.task = asyncio.create_task(self._drain(thread_id, queue))
 
-    async def _write(self, ops: list[Op]) -> None:
-        async with (
-            self._pool.connection() as conn,
-            conn.pipeline(),
-            conn.transaction(),
-            conn.cursor(binary=True) as cur,
-        ):
-            for query, params, many in ops:
-                if many:
-                    await cur.executemany(query, params)
-                else:
-                    await cur.execute(query, params)
+    async def _write(self, thread_id: str, batch: _Batch) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(q.sql_bytes("put_checkpoints"), batch.params(thread_id))
 
     async def _drain(self, thread_id: str, queue: _Queue) -> None:
         """The thread's flusher: everything queued since the last round trip, in one go."""
         try:
-            while queue.ops:
-                batch, queue.ops = queue.ops, []
-                await self._write(batch)
+            while queue.batch:
+                batch, queue.batch = queue.batch, _Batch()
+                await self._write(thread_id, batch)
         except BaseException as e:  # kept for the run's owner; see flush(consume=True)
-            queue.error, queue.ops = e, []
-        if queue.error is None and not queue.ops and self._queues.get(thread_id) is queue:
+            queue.error, queue.batch = e, _Batch()
+        if queue.error is None and not queue.batch and self._queues.get(thread_id) is queue:
             del self._queues[thread_id]
 
     async def flush(self, thread_id: str, consume: bool = False) -> None:
@@ -208,7 +237,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             error = queue.error
             if consume:
                 queue.error = None
-                if self._queues.get(str(thread_id)) is queue and not queue.ops:
+                if self._queues.get(str(thread_id)) is queue and not queue.batch:
                     del self._queues[str(thread_id)]
             raise error
 

@@ -108,6 +108,15 @@ async def thread_snapshot(rt: Runtime, graph_id: str, thread_id: str) -> dict[st
     return snapshot_to_json(snap)
 
 
+def settled_state(checkpoint: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The thread's state after a run, from the root graph's last `checkpoints` event, when
+    that says the graph ran to its end: no next task, so no interrupt either (an interrupted
+    or failed run is read back with `thread_snapshot`). Only what settling a run reads."""
+    if checkpoint is None or checkpoint.get("next") or checkpoint.get("tasks"):
+        return None
+    return {"values": to_jsonable(checkpoint.get("values")), "next": [], "tasks": []}
+
+
 async def execute_run(
     rt: Runtime, run: dict[str, Any], emit: Emit, span: Span | None = None
 ) -> Outcome:
@@ -148,8 +157,9 @@ async def execute_run(
     with_events = "events" in requested
     subgraphs = bool(kwargs.get("subgraphs"))
     stream_kwargs: dict[str, Any] = {
-        # `events` alone still needs one LangGraph mode to drive the graph.
-        "stream_mode": sorted(wanted_modes) or ["values"],
+        # `checkpoints` is always on: the root graph's last one is the thread's final state,
+        # so a run that ends cleanly need not read it back (see settled_state).
+        "stream_mode": sorted(wanted_modes | {"checkpoints"}),
         # As LangGraph itself: without `stream_subgraphs` a model inside a subgraph still
         # reaches `messages` (as its node's finished message), but its tokens do not.
         "subgraphs": subgraphs,
@@ -163,11 +173,15 @@ async def execute_run(
 
     error: dict[str, Any] | None = None
     status = "success"
+    last_checkpoint: dict[str, Any] | None = None
     try:
         graph = await rt.graphs.get(graph_id, config)
 
         async def forward(chunk: Any) -> None:
+            nonlocal last_checkpoint
             ns, mode, data = chunk if subgraphs else ((), *chunk)
+            if mode == "checkpoints" and not ns:
+                last_checkpoint = data
             if mode not in wanted_modes:
                 return
             if mode == "messages":
@@ -202,12 +216,12 @@ async def execute_run(
     if error is not None:
         await emit("error", error)
 
-    snapshot: dict[str, Any] | None = None
-    values: Any = None
-    try:
-        snapshot = await thread_snapshot(rt, graph_id, thread_id)
-        values = snapshot["values"] if snapshot else None
-    except Exception as e:
-        log.warning("run %s: reading the final state failed: %r", run["run_id"], e)
+    snapshot: dict[str, Any] | None = settled_state(last_checkpoint) if error is None else None
+    if snapshot is None:
+        try:
+            snapshot = await thread_snapshot(rt, graph_id, thread_id)
+        except Exception as e:
+            log.warning("run %s: reading the final state failed: %r", run["run_id"], e)
+    values = snapshot["values"] if snapshot else None
     output = final_output(to_jsonable(values or {}), snapshot or {}, error)
     return Outcome(status, output, values, snapshot, error)

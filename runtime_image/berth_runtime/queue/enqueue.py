@@ -2,6 +2,9 @@
 
 Lock the thread, apply the multitask strategy against the runs in flight, insert the run,
 mark the thread busy; then Redis wakes a worker (without Redis, a worker's poll finds it).
+When there is nothing to decide (a new stateless thread, or a thread with no run in flight or
+the `enqueue` strategy) that is one server-side function call (`berth_enqueue_run`); otherwise
+the general path does it statement by statement in one transaction.
 Used by the HTTP routes and by the cron scheduler alike.
 """
 
@@ -12,6 +15,7 @@ import uuid
 from typing import Any
 
 from fastapi import HTTPException
+from psycopg.rows import DictRow
 
 from berth_runtime.api.common import assistant_uuid, found_assistant, parse_uuid
 from berth_runtime.config import WebhookPolicy
@@ -86,17 +90,10 @@ async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> di
     tid = uuid.uuid4() if thread_id is None else parse_uuid(thread_id, "thread_id")
     strategy = body.multitask_strategy if isinstance(body, RunCreateStateful) else "enqueue"
     run_id = uuid.uuid4()
-    to_cancel: list[str] = []
-    # One connection and, in the common case, two round trips: the assistant, BEGIN, the thread
-    # lock and the runs in flight go out together (pipelined, still one statement after the
-    # other, so the in-flight read sees everything committed before the lock was granted);
-    # then the insert, the thread update and COMMIT.
-    async with rt.pool.connection() as conn, conn.pipeline(), conn.transaction():
-        assistant_cur = await conn.execute(q.sql_bytes("get_assistant"), {"assistant_id": aid})
-        if thread_id is not None:
-            lock_cur = await conn.execute(q.sql_bytes("lock_thread"), {"thread_id": tid})
-            inflight_cur = await conn.execute(q.sql_bytes("inflight_runs"), {"thread_id": tid})
-        assistant = found_assistant(await assistant_cur.fetchone(), body.assistant_id)
+    async with rt.pool.connection() as conn:
+        assistant = found_assistant(
+            await q.fetchone(conn, "get_assistant", assistant_id=aid), body.assistant_id
+        )
         if assistant["graph_id"] not in rt.graphs:
             raise HTTPException(404, f"Graph '{assistant['graph_id']}' not found")
         kwargs = run_kwargs(body, assistant, stateless)
@@ -104,72 +101,75 @@ async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> di
             "graph_id": assistant["graph_id"],
             "assistant_id": str(assistant["assistant_id"]),
         }
-        if thread_id is None:
+        run_params = {
+            "run_id": run_id,
+            "thread_id": tid,
+            "assistant_id": assistant["assistant_id"],
+            "metadata": body.metadata,
+            "kwargs": kwargs,
+            "multitask_strategy": strategy,
+            "after_seconds": body.after_seconds,
+            "thread_metadata": thread_meta,
+        }
+        # The common case, one statement: a new stateless thread (the run's metadata, with its
+        # owner, see auth/ownership.py, goes to the thread; `on_completion=keep` leaves an
+        # ordinary thread behind, `delete` hides it), or a thread with nothing to decide.
+        run = await q.fetchone(
+            conn,
+            "enqueue_run",
+            **run_params,
+            new_thread_metadata={**body.metadata, **thread_meta} if stateless else None,
+            new_thread_temporary=getattr(body, "on_completion", "delete") == "delete",
+        )
+        to_cancel: list[str] = []
+        if run is None:
+            assert thread_id is not None  # a stateless run always takes the common case
+            run, to_cancel = await _create_on_busy_thread(
+                conn, body, thread_id, strategy, run_params
+            )
+    for rid in to_cancel:
+        await rt.bus.publish_cancel(rid, strategy)
+    await rt.bus.wake()
+    return dict(run)
+
+
+async def _create_on_busy_thread(
+    conn: q.Conn, body: _RunCreate, thread_id: str, strategy: str, run_params: dict[str, Any]
+) -> tuple[DictRow, list[str]]:
+    """The general path: lock the thread, then create it (`if_not_exists`), refuse (`reject`),
+    or cancel the runs in flight (`interrupt`, `rollback`) before inserting the run."""
+    tid = run_params["thread_id"]
+    async with conn.transaction():
+        thread = await q.fetchone(conn, "lock_thread", thread_id=tid)
+        if thread is None or thread["temporary"]:
+            if not (isinstance(body, RunCreateStateful) and body.if_not_exists == "create"):
+                raise HTTPException(404, f"Thread '{thread_id}' not found")
             await q.execute(
                 conn,
                 "insert_thread",
                 thread_id=tid,
-                # The run's metadata (with its owner, see auth/ownership.py) goes to the thread.
-                metadata={**body.metadata, **thread_meta},
+                metadata=run_params["thread_metadata"],
                 config={},
                 ttl=None,
-                # `on_completion=keep` leaves an ordinary thread behind; `delete` hides it.
-                temporary=getattr(body, "on_completion", "delete") == "delete",
+                temporary=False,
             )
-            inflight: list[Any] = []
-        else:
-            thread = await lock_cur.fetchone()
-            inflight = await inflight_cur.fetchall()
-            if thread is None or thread["temporary"]:
-                if isinstance(body, RunCreateStateful) and body.if_not_exists == "create":
-                    await q.execute(
-                        conn,
-                        "insert_thread",
-                        thread_id=tid,
-                        metadata=thread_meta,
-                        config={},
-                        ttl=None,
-                        temporary=False,
-                    )
-                    await q.returning(conn, "lock_thread", thread_id=tid)
-                    inflight = await q.returning(conn, "inflight_runs", thread_id=tid)
-                else:
-                    raise HTTPException(404, f"Thread '{thread_id}' not found")
-            if inflight and strategy == "reject":
-                raise HTTPException(
-                    409,
-                    "Thread is already running a task. Wait for it to finish or choose a "
-                    "different multitask strategy.",
-                )
-        run_cur = await conn.execute(
-            q.sql_bytes("insert_run"),
-            q.adapt(
-                {
-                    "run_id": run_id,
-                    "thread_id": tid,
-                    "assistant_id": assistant["assistant_id"],
-                    "metadata": body.metadata,
-                    "kwargs": kwargs,
-                    "multitask_strategy": strategy,
-                    "after_seconds": body.after_seconds,
-                    "temporary": stateless,
-                }
-            ),
-        )
-        await conn.execute(
-            q.sql_bytes("mark_thread_busy"), q.adapt({"thread_id": tid, "metadata": thread_meta})
-        )
+            await q.fetchone(conn, "lock_thread", thread_id=tid)
+        inflight = await q.fetchall(conn, "inflight_runs", thread_id=tid)
+        if inflight and strategy == "reject":
+            raise HTTPException(
+                409,
+                "Thread is already running a task. Wait for it to finish or choose a "
+                "different multitask strategy.",
+            )
+        run = await q.fetchone(conn, "insert_run", **run_params, temporary=False)
+        to_cancel: list[str] = []
         if inflight and strategy in ("interrupt", "rollback"):
             ids = [r["run_id"] for r in inflight]
             if strategy == "rollback":
-                await q.returning(conn, "delete_pending", run_ids=ids)
+                await q.fetchall(conn, "delete_pending", run_ids=ids)
             else:
-                await q.returning(conn, "cancel_pending", run_ids=ids, action=strategy)
-            running = await q.returning(conn, "request_cancel", run_ids=ids, action=strategy)
+                await q.fetchall(conn, "cancel_pending", run_ids=ids, action=strategy)
+            running = await q.fetchall(conn, "request_cancel", run_ids=ids, action=strategy)
             to_cancel = [str(r["run_id"]) for r in running]
-        run = await run_cur.fetchone()
-    for rid in to_cancel:
-        await rt.bus.publish_cancel(rid, strategy)
-    await rt.bus.wake()
     assert run is not None
-    return dict(run)
+    return run, to_cancel

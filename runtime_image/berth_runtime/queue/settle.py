@@ -66,32 +66,23 @@ async def finish(
                 return None
             await set_thread_from_snapshot(conn, thread_id, snapshot, error, failed)
         return "busy"  # not read back on this rare path: assume a run may be waiting
-    # The common case in two round trips: BEGIN + the fenced run update fused with the thread's
-    # state, then the status refresh + COMMIT (pipelined; same statements, same transaction).
-    async with rt.pool.connection() as conn, conn.pipeline(), conn.transaction():
-        cur = await conn.execute(
-            q.sql_bytes("finish_run_set_thread"),
-            q.adapt(
-                {
-                    "run_id": run["run_id"],
-                    "owner": owner,
-                    "attempt": run["attempt"],
-                    "status": status,
-                    "result": to_jsonable(output),
-                    "values": to_jsonable(snapshot.get("values")),
-                    "interrupts": thread_interrupts(snapshot),
-                    "error": error,
-                    "idle_status": idle_status_for(snapshot, failed),
-                }
-            ),
+    # The common case in one statement: the fenced run update, the thread's state and its
+    # status (berth_finish_run, migration 0004).
+    async with rt.pool.connection() as conn:
+        row = await q.fetchone(
+            conn,
+            "finish_run_set_thread",
+            run_id=run["run_id"],
+            owner=owner,
+            attempt=run["attempt"],
+            status=status,
+            result=to_jsonable(output),
+            values=to_jsonable(snapshot.get("values")),
+            interrupts=thread_interrupts(snapshot),
+            error=error,
+            idle_status=idle_status_for(snapshot, failed),
         )
-        if await cur.fetchone() is None:
-            return None
-        status_cur = await conn.execute(
-            q.sql_bytes("refresh_thread_status"), q.adapt({"thread_id": thread_id})
-        )
-        row = await status_cur.fetchone()
-    return str(row["status"]) if row else "busy"
+    return None if row is None or row["thread_status"] is None else str(row["thread_status"])
 
 
 async def rollback(rt: Runtime, run: dict[str, Any], owner: str) -> bool:

@@ -113,3 +113,113 @@ async def test_writes_outside_a_run_go_straight_to_postgres(database_uri: str) -
         assert len(_rows(database_uri, thread_id)) == 1  # no flush needed
     finally:
         await pool.close()
+
+
+def _table(database_uri: str, thread_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    """What a thread left in LangGraph's tables, without the ids that differ between runs."""
+    with psycopg.connect(database_uri) as conn:
+        return {
+            "blobs": conn.execute(
+                "SELECT checkpoint_ns, channel, type, blob FROM checkpoint_blobs "
+                "WHERE thread_id = %s ORDER BY 1, 2, 3, 4",
+                (thread_id,),
+            ).fetchall(),
+            "checkpoints": conn.execute(
+                "SELECT checkpoint_ns, metadata ->> 'step', metadata ->> 'source', "
+                "parent_checkpoint_id IS NULL, checkpoint -> 'channel_values' "
+                "FROM checkpoints WHERE thread_id = %s ORDER BY checkpoint_id",
+                (thread_id,),
+            ).fetchall(),
+            "writes": conn.execute(
+                # an interrupt's id is derived from its task's, which differs between threads
+                "SELECT checkpoint_ns, idx, channel, type, "
+                "CASE WHEN channel = '__interrupt__' THEN NULL ELSE blob END "
+                "FROM checkpoint_writes WHERE thread_id = %s ORDER BY 1, 2, 3, 4, 5",
+                (thread_id,),
+            ).fetchall(),
+        }
+
+
+def _pausing_graph(saver: Any) -> Any:
+    from langgraph.types import interrupt
+
+    def ask(state: State) -> State:
+        return {"trail": [str(interrupt({"question": "go on?"}))]}
+
+    builder = StateGraph(State)
+    builder.add_node("a", lambda state: {"trail": ["a"]})
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "a").add_edge("a", "ask").add_edge("ask", END)
+    return builder.compile(checkpointer=saver)
+
+
+@pytest.mark.parametrize("durability", ["async", "sync"])
+async def test_rows_are_those_langgraphs_own_saver_writes(
+    database_uri: str, durability: str
+) -> None:
+    """Berth writes through one server-side function (berth_put_checkpoints); the rows must be
+    the ones LangGraph's AsyncPostgresSaver writes, and that saver must read them back."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from langgraph.types import Command
+
+    await migrate(database_uri, 30)
+    pool = await open_pool(database_uri, 4, "test-cp-same")
+    try:
+        ours, theirs = PooledPostgresSaver(pool), AsyncPostgresSaver(pool)
+        threads = {}
+        for name, saver in (("ours", ours), ("theirs", theirs)):
+            graph = _pausing_graph(saver)
+            config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+            token = batched_writes.set(saver is ours and durability != "sync")
+            try:
+                await graph.ainvoke({"trail": ["start"]}, config, durability=durability)
+                await graph.ainvoke(Command(resume="yes"), config, durability=durability)
+            finally:
+                batched_writes.reset(token)
+            await ours.flush(config["configurable"]["thread_id"], consume=True)
+            threads[name] = config
+        ours_rows = _table(database_uri, threads["ours"]["configurable"]["thread_id"])
+        theirs_rows = _table(database_uri, threads["theirs"]["configurable"]["thread_id"])
+        assert ours_rows == theirs_rows
+        assert len(ours_rows["writes"]) > 0 and len(ours_rows["blobs"]) > 0
+        # LangGraph's saver reads what Berth wrote: the same state and history.
+        read_back = _pausing_graph(theirs)
+        state = await read_back.aget_state(threads["ours"])
+        assert state.values["trail"] == ["start", "a", "yes"] and state.next == ()
+        history = [s async for s in read_back.aget_state_history(threads["ours"])]
+        paused = [s for s in history if s.next == ("ask",)]
+        assert paused and paused[0].tasks[0].interrupts[0].value == {"question": "go on?"}
+    finally:
+        await pool.close()
+
+
+async def test_a_batch_applies_upserts_in_call_order(database_uri: str) -> None:
+    """Within one group-committed batch a later save of the same checkpoint wins, a special
+    write (an error) replaces the earlier one, and an ordinary write is kept once."""
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.constants import ERROR
+
+    await migrate(database_uri, 30)
+    pool = await open_pool(database_uri, 4, "test-cp-order")
+    try:
+        saver = PooledPostgresSaver(pool)
+        thread_id = str(uuid.uuid4())
+        config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        checkpoint = empty_checkpoint()
+        token = batched_writes.set(True)
+        try:
+            saved = await saver.aput(config, checkpoint, {"step": 1, "source": "loop"}, {})
+            await saver.aput(config, checkpoint, {"step": 2, "source": "loop"}, {})
+            await saver.aput_writes(saved, [("trail", "first")], "task-1")
+            await saver.aput_writes(saved, [("trail", "second")], "task-1")
+            await saver.aput_writes(saved, [(ERROR, "boom 1")], "task-2")
+            await saver.aput_writes(saved, [(ERROR, "boom 2")], "task-2")
+        finally:
+            batched_writes.reset(token)
+        await saver.flush(thread_id, consume=True)
+        got = await saver.aget_tuple(saved)
+        assert got is not None and got.metadata["step"] == 2
+        writes = {(task, channel): value for task, channel, value in got.pending_writes or []}
+        assert writes == {("task-1", "trail"): "first", ("task-2", ERROR): "boom 2"}
+    finally:
+        await pool.close()

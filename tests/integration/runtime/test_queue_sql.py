@@ -38,6 +38,7 @@ async def _insert_pending_run(conn: q.Conn) -> uuid.UUID:
         multitask_strategy="enqueue",
         after_seconds=0,
         temporary=False,
+        thread_metadata={},
     )
     assert row is not None and row["created_at"] == row["updated_at"]
     return run_id
@@ -75,3 +76,113 @@ async def test_only_a_first_claim_is_marked_never_claimed(database_uri: str) -> 
         assert [r["status"] for r in reaped] == ["pending"]
         third = await _claim(conn)
         assert third["attempt"] == 2 and third["never_claimed"] is False
+
+
+def _enqueue_params(thread_id: uuid.UUID, strategy: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "run_id": uuid.uuid4(),
+        "thread_id": thread_id,
+        "assistant_id": uuid.uuid4(),
+        "metadata": {},
+        "kwargs": {"graph_id": "g"},
+        "multitask_strategy": strategy,
+        "after_seconds": 0,
+        "thread_metadata": {"graph_id": "g"},
+        "new_thread_metadata": None,
+        "new_thread_temporary": False,
+        **extra,
+    }
+
+
+async def _thread(conn: q.Conn, thread_id: uuid.UUID) -> dict[str, Any]:
+    row = await q.fetchone(conn, "get_thread", thread_id=thread_id)
+    assert row is not None
+    return dict(row)
+
+
+async def test_enqueue_run_takes_only_the_cases_with_nothing_to_decide(database_uri: str) -> None:
+    """berth_enqueue_run creates the run when nothing needs deciding and otherwise changes
+    nothing and answers no row (the caller's general path then locks, refuses or cancels)."""
+    await migrate(database_uri)
+    async with await psycopg.AsyncConnection.connect(
+        database_uri, autocommit=True, row_factory=dict_row
+    ) as conn:
+        missing = uuid.uuid4()
+        assert await q.fetchone(conn, "enqueue_run", **_enqueue_params(missing, "enqueue")) is None
+        assert await q.fetchone(conn, "get_thread", thread_id=missing) is None
+
+        # A stateless run brings its own thread, hidden and busy.
+        stateless = uuid.uuid4()
+        params = _enqueue_params(
+            stateless, "enqueue", new_thread_metadata={"owner": "a"}, new_thread_temporary=True
+        )
+        run = await q.fetchone(conn, "enqueue_run", **params)
+        assert run is not None and run["temporary"] and run["status"] == "pending"
+        thread = await _thread(conn, stateless)
+        assert thread["temporary"] and thread["status"] == "busy"
+        assert thread["metadata"] == {"owner": "a", "graph_id": "g"}
+        # ... and is no thread for stateful runs.
+        assert (
+            await q.fetchone(conn, "enqueue_run", **_enqueue_params(stateless, "enqueue")) is None
+        )
+
+        run_id = await _insert_pending_run(conn)
+        tid = (await q.fetchone(conn, "get_run_by_id", run_id=run_id) or {})["thread_id"]
+        for strategy in ("reject", "interrupt", "rollback"):
+            assert await q.fetchone(conn, "enqueue_run", **_enqueue_params(tid, strategy)) is None
+        second = await q.fetchone(conn, "enqueue_run", **_enqueue_params(tid, "enqueue"))
+        assert second is not None and second["created_at"] == second["updated_at"]
+        runs = await q.fetchall(conn, "inflight_runs", thread_id=tid)
+        assert [r["run_id"] for r in runs] == [run_id, second["run_id"]]
+        assert (await _thread(conn, tid))["status"] == "busy"
+
+
+async def test_finish_is_fenced_and_says_whether_the_thread_has_more_work(
+    database_uri: str,
+) -> None:
+    await migrate(database_uri)
+    async with await psycopg.AsyncConnection.connect(
+        database_uri, autocommit=True, row_factory=dict_row
+    ) as conn:
+        run_id = await _insert_pending_run(conn)
+        claimed = await _claim(conn)
+        tid = claimed["thread_id"]
+        queued = await q.fetchone(conn, "enqueue_run", **_enqueue_params(tid, "enqueue"))
+        assert queued is not None
+
+        def finish(owner: str, attempt: int) -> dict[str, Any]:
+            return {
+                "run_id": run_id,
+                "owner": owner,
+                "attempt": attempt,
+                "status": "success",
+                "result": {"reply": "hi"},
+                "values": {"reply": "hi"},
+                "interrupts": {},
+                "error": None,
+                "idle_status": "idle",
+            }
+
+        # A worker that lost its lease (another owner, or an older attempt) writes nothing.
+        for owner, attempt in (("someone-else", 1), (OWNER, 0)):
+            row = await q.fetchone(conn, "finish_run_set_thread", **finish(owner, attempt))
+            assert row is not None and row["thread_status"] is None
+        assert (await q.fetchone(conn, "get_run_by_id", run_id=run_id) or {})["status"] == "running"
+
+        row = await q.fetchone(conn, "finish_run_set_thread", **finish(OWNER, 1))
+        assert row is not None and row["thread_status"] == "busy"  # the queued run waits
+        thread = await _thread(conn, tid)
+        assert thread["values"] == {"reply": "hi"} and thread["idle_status"] == "idle"
+        done = await q.fetchone(conn, "get_run_by_id", run_id=run_id)
+        assert done is not None and done["status"] == "success" and done["owner"] is None
+
+        await q.fetchall(conn, "delete_pending", run_ids=[queued["run_id"]])
+        second = await _claim_none_or_run(conn)
+        assert second is None
+        await q.execute(conn, "refresh_thread_status", thread_id=tid)
+        assert (await _thread(conn, tid))["status"] == "idle"
+
+
+async def _claim_none_or_run(conn: q.Conn) -> dict[str, Any] | None:
+    rows = await q.fetchall(conn, "claim_runs", limit=1, owner=OWNER, lease=30)
+    return dict(rows[0]) if rows else None

@@ -53,34 +53,12 @@ WHERE run_id = %(run_id)s AND owner = %(owner)s AND attempt = %(attempt)s
 RETURNING run_id, thread_id;
 
 -- name: finish_run_set_thread
--- finish_run and set_thread_state in one statement: the thread's state is only written when
--- the fenced run update matched. The caller refreshes the thread's status in a later
--- statement of the same transaction (that one must see runs committed while it waited for the
--- thread row lock, which a CTE's snapshot would not).
-WITH finished AS (
-    UPDATE run
-    SET status = %(status)s,
-        result = %(result)s,
-        owner = NULL,
-        lease_expires_at = NULL,
-        updated_at = clock_timestamp(),
-        ended_at = clock_timestamp()
-    WHERE run_id = %(run_id)s AND owner = %(owner)s AND attempt = %(attempt)s
-      AND status = 'running'
-    RETURNING run_id, thread_id
-), thread_state AS (
-    UPDATE thread
-    SET "values" = %(values)s,
-        interrupts = %(interrupts)s,
-        error = %(error)s,
-        idle_status = %(idle_status)s,
-        updated_at = clock_timestamp(),
-        state_updated_at = clock_timestamp()
-    FROM finished
-    WHERE thread.thread_id = finished.thread_id
-    RETURNING thread.thread_id
-)
-SELECT run_id, thread_id FROM finished;
+-- finish_run, the thread's new state and its status in one call (migration 0004,
+-- berth_finish_run): the thread's status afterwards, NULL if the lease was lost.
+SELECT berth_finish_run(
+    %(run_id)s::uuid, %(owner)s::text, %(attempt)s::integer, %(status)s::text,
+    %(result)s::jsonb, %(values)s::jsonb, %(interrupts)s::jsonb, %(error)s::jsonb,
+    %(idle_status)s::text) AS thread_status;
 
 -- name: delete_running_run
 -- Rollback of a running run: the row goes away, fenced like every other worker write.
@@ -183,3 +161,8 @@ UPDATE thread SET updated_at = clock_timestamp() WHERE thread_id = %(thread_id)s
 SELECT thread_id FROM thread
 WHERE status <> 'busy' AND updated_at < clock_timestamp() - make_interval(secs => %(minutes)s * 60)
 LIMIT 1000;
+
+-- name: put_checkpoints
+-- One thread's queued checkpoint writes in one call (berth_put_checkpoints, migration 0004;
+-- db/checkpointer.py builds the batch).
+SELECT berth_put_checkpoints(%(thread_id)s::text, %(batch)s::jsonb);

@@ -7,15 +7,20 @@ WHERE thread_id = %(thread_id)s AND status IN ('pending', 'running')
 ORDER BY created_at;
 
 -- name: insert_run
--- created_at = updated_at marks a run no worker has claimed yet (every later change of the row
--- moves updated_at), so its first attempt need not look for a checkpoint of its own.
-INSERT INTO run (run_id, thread_id, assistant_id, status, metadata, kwargs, multitask_strategy,
-                 available_at, temporary, created_at, updated_at)
-SELECT %(run_id)s, %(thread_id)s, %(assistant_id)s, 'pending', %(metadata)s, %(kwargs)s,
-       %(multitask_strategy)s,
-       now_.t + make_interval(secs => %(after_seconds)s), %(temporary)s, now_.t, now_.t
-FROM (SELECT clock_timestamp() AS t) AS now_
-RETURNING *;
+-- The run and its thread marked busy (migration 0004, berth_insert_run).
+SELECT * FROM berth_insert_run(
+    %(run_id)s::uuid, %(thread_id)s::uuid, %(assistant_id)s::uuid, %(metadata)s::jsonb,
+    %(kwargs)s::jsonb, %(multitask_strategy)s::text, %(after_seconds)s::double precision,
+    %(temporary)s::boolean, %(thread_metadata)s::jsonb);
+
+-- name: enqueue_run
+-- Creating a run in one call when nothing needs deciding (migration 0004, berth_enqueue_run);
+-- no row: take the general path.
+SELECT * FROM berth_enqueue_run(
+    %(run_id)s::uuid, %(thread_id)s::uuid, %(assistant_id)s::uuid, %(metadata)s::jsonb,
+    %(kwargs)s::jsonb, %(multitask_strategy)s::text, %(after_seconds)s::double precision,
+    %(thread_metadata)s::jsonb, %(new_thread_metadata)s::jsonb,
+    %(new_thread_temporary)s::boolean);
 
 -- name: get_run
 SELECT * FROM run WHERE run_id = %(run_id)s AND thread_id = %(thread_id)s;

@@ -27,13 +27,6 @@ DELETE FROM run WHERE thread_id = %(thread_id)s RETURNING run_id, status;
 -- name: thread_exists
 SELECT thread_id FROM thread WHERE thread_id = %(thread_id)s;
 
--- name: mark_thread_busy
-UPDATE thread
-SET status = 'busy',
-    metadata = metadata || %(metadata)s,
-    updated_at = clock_timestamp()
-WHERE thread_id = %(thread_id)s;
-
 -- name: set_thread_state
 UPDATE thread
 SET "values" = %(values)s,
