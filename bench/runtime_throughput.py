@@ -315,9 +315,11 @@ def berth_server(split: bool = False) -> Iterator[Target]:
     with postgres_server() as postgres, redis_server() as redis:
         database_uri = create_database(postgres.uri, "berth_bench")
         stores = {"postgres": postgres.proc.pid, "redis": redis.proc.pid}
+        # The peer runs with `--server-log-level WARNING`: no access log line per request on
+        # either side.
         serve = functools.partial(
             serve_berth_runtime, GRAPH_CONFIG, database_uri, redis.uri,
-            jobs_per_worker=JOBS_PER_WORKER,
+            jobs_per_worker=JOBS_PER_WORKER, env={"LOG_LEVEL": "warning"},
         )  # fmt: skip
         if not split:
             print(">> starting berth-runtime serve", flush=True)
