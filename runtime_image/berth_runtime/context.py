@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from berth_runtime.config import BerthConfig, Settings
 from berth_runtime.graphs.loader import GraphRegistry
+from berth_runtime.queue.assistant_cache import AssistantCache
 from berth_runtime.streams.bus import Bus
 
 
@@ -26,3 +27,4 @@ class Runtime:
     bus: Bus
     role: str
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    assistants: AssistantCache = field(default_factory=AssistantCache)

@@ -110,7 +110,7 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
         run = await _create(request, body, None)
     except HTTPException as e:
         raise MCPError(types.INVALID_PARAMS, str(e.detail)) from None
-    final = await wait_until_done(rt_of(request), str(run["run_id"]))
+    final = await wait_until_done(rt_of(request), str(run["run_id"]), result_only=True)
     result = (final or {}).get("result") or {}
     error = result.get("__error__") if isinstance(result, dict) else None
     text = dumps_bytes(error if error else result).decode()

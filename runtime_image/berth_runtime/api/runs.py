@@ -140,7 +140,7 @@ async def create_stream_run(thread_id: str, body: RunCreateStateful, request: Re
 async def create_wait_run(thread_id: str, body: RunCreateStateful, request: Request) -> Response:
     rt = rt_of(request)
     run = await _create(request, body, thread_id)
-    final = await wait_until_done(rt, str(run["run_id"]))
+    final = await wait_until_done(rt, str(run["run_id"]), result_only=True)
     return json_response((final or {}).get("result") or {}, headers=_locations(run, "join"))
 
 
@@ -192,7 +192,7 @@ async def join_run(thread_id: str, run_id: str, request: Request) -> Response:
     run = await _get_run(rt, thread_id, run_id, request, "read")
     if run["status"] in TERMINAL:
         return json_response(run["result"] or {})
-    final = await wait_until_done(rt, str(run["run_id"]))
+    final = await wait_until_done(rt, str(run["run_id"]), result_only=True)
     return json_response((final or {}).get("result") or {})
 
 
@@ -255,7 +255,7 @@ async def stream_stateless_run(body: RunCreateStateless, request: Request) -> Re
 async def wait_stateless_run(body: RunCreateStateless, request: Request) -> Response:
     rt = rt_of(request)
     run = await _create(request, body, None)
-    final = await wait_until_done(rt, str(run["run_id"]))
+    final = await wait_until_done(rt, str(run["run_id"]), result_only=True)
     return json_response((final or {}).get("result") or {}, headers=_locations(run, "join"))
 
 

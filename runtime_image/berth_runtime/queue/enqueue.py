@@ -90,42 +90,64 @@ async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> di
     tid = uuid.uuid4() if thread_id is None else parse_uuid(thread_id, "thread_id")
     strategy = body.multitask_strategy if isinstance(body, RunCreateStateful) else "enqueue"
     run_id = uuid.uuid4()
+    new_thread = {
+        # The run's metadata (with its owner, see auth/ownership.py) goes to the thread;
+        # `on_completion=keep` leaves an ordinary thread behind, `delete` hides it.
+        "new_thread_temporary": getattr(body, "on_completion", "delete") == "delete",
+    }
     async with rt.pool.connection() as conn:
-        assistant = found_assistant(
-            await q.fetchone(conn, "get_assistant", assistant_id=aid), body.assistant_id
-        )
-        if assistant["graph_id"] not in rt.graphs:
-            raise HTTPException(404, f"Graph '{assistant['graph_id']}' not found")
-        kwargs = run_kwargs(body, assistant, stateless)
-        thread_meta = {
-            "graph_id": assistant["graph_id"],
-            "assistant_id": str(assistant["assistant_id"]),
-        }
-        run_params = {
-            "run_id": run_id,
-            "thread_id": tid,
-            "assistant_id": assistant["assistant_id"],
-            "metadata": body.metadata,
-            "kwargs": kwargs,
-            "multitask_strategy": strategy,
-            "after_seconds": body.after_seconds,
-            "thread_metadata": thread_meta,
-        }
-        # The common case, one statement: a new stateless thread (the run's metadata, with its
-        # owner, see auth/ownership.py, goes to the thread; `on_completion=keep` leaves an
-        # ordinary thread behind, `delete` hides it), or a thread with nothing to decide.
-        run = await q.fetchone(
-            conn,
-            "enqueue_run",
-            **run_params,
-            new_thread_metadata={**body.metadata, **thread_meta} if stateless else None,
-            new_thread_temporary=getattr(body, "on_completion", "delete") == "delete",
-        )
+
+        async def enqueue(assistant: dict[str, Any]) -> tuple[DictRow | None, dict[str, Any]]:
+            """The common case in one statement (a new stateless thread, or a thread with
+            nothing to decide); no row: the assistant changed, or there is something to decide."""
+            if assistant["graph_id"] not in rt.graphs:
+                raise HTTPException(404, f"Graph '{assistant['graph_id']}' not found")
+            thread_meta = {
+                "graph_id": assistant["graph_id"],
+                "assistant_id": str(assistant["assistant_id"]),
+            }
+            params = {
+                "run_id": run_id,
+                "thread_id": tid,
+                "assistant_id": assistant["assistant_id"],
+                "metadata": body.metadata,
+                "kwargs": run_kwargs(body, assistant, stateless),
+                "multitask_strategy": strategy,
+                "after_seconds": body.after_seconds,
+                "thread_metadata": thread_meta,
+            }
+            row = await q.fetchone(
+                conn,
+                "enqueue_run",
+                **params,
+                **new_thread,
+                assistant_updated_at=assistant["updated_at"],
+                new_thread_metadata={**body.metadata, **thread_meta} if stateless else None,
+            )
+            return row, params
+
+        cached = rt.assistants.get(aid)
+        run = None
+        if cached is not None:
+            run, params = await enqueue(cached)
         to_cancel: list[str] = []
+        for _ in range(3):  # the assistant may change between reading it and using it
+            if run is not None:
+                break
+            assistant = found_assistant(
+                await q.fetchone(conn, "get_assistant", assistant_id=aid), body.assistant_id
+            )
+            rt.assistants.put(assistant)
+            if cached is None or cached["updated_at"] != assistant["updated_at"]:
+                run, params = await enqueue(assistant)
+            if run is None and thread_id is not None:
+                run, to_cancel = await _create_on_busy_thread(
+                    conn, body, thread_id, strategy, params
+                )
+            cached = assistant
         if run is None:
-            assert thread_id is not None  # a stateless run always takes the common case
-            run, to_cancel = await _create_on_busy_thread(
-                conn, body, thread_id, strategy, run_params
+            raise HTTPException(
+                409, f"Assistant '{body.assistant_id}' kept changing while the run was created"
             )
     for rid in to_cancel:
         await rt.bus.publish_cancel(rid, strategy)

@@ -9,6 +9,7 @@ from berth_runtime.context import Runtime
 from berth_runtime.db import q
 from berth_runtime.executor.state import idle_status_for, thread_interrupts
 from berth_runtime.serde import dumps_bytes, to_jsonable
+from berth_runtime.streams.sse import RESULT_EVENT
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,23 @@ async def requeue(rt: Runtime, run: dict[str, Any], owner: str) -> bool:
     return row is not None
 
 
-async def publish_end(rt: Runtime, run_id: str, status: str, wake: bool = False) -> None:
-    data = dumps_bytes({"run_id": run_id, "status": status})
-    await rt.bus.append_event(run_id, "end", data, wake=wake)
+# A run's result rides along in its event stream (as RESULT_EVENT, which no client sees) when
+# it is at most this big, so /wait and /join can answer without reading the run row back.
+RESULT_IN_STREAM_MAX_BYTES = 64 * 1024
+
+
+async def publish_end(
+    rt: Runtime, run_id: str, status: str, wake: bool = False, result: Any = None
+) -> None:
+    """The run's `end` event (and the wake-up, if any) in one round trip; with `result` (what
+    the run row's `result` now holds), the result first, if small enough."""
+    events = []
+    if result is not None:
+        encoded = dumps_bytes(to_jsonable(result))
+        if len(encoded) <= RESULT_IN_STREAM_MAX_BYTES:
+            events.append((RESULT_EVENT, encoded))
+    events.append(("end", dumps_bytes({"run_id": run_id, "status": status})))
+    await rt.bus.append_events(run_id, events, wake=wake)
 
 
 async def delete_thread_everywhere(rt: Runtime, thread_id: str, keep_runs: bool = False) -> None:

@@ -204,6 +204,7 @@ class Worker:
                 await rt.bus.wake()
             return
         status: str
+        result: Any = None
         # Wake a worker when another run of this thread waits for this one to end (a freed slot
         # of this worker needs no wake-up: the claim loop sees it; new runs wake on creation).
         wake = True
@@ -214,7 +215,7 @@ class Worker:
             if thread_status is None:
                 log.warning("run %s: lease lost before settling; result dropped", run_id)
                 return
-            status = outcome.status
+            status, result = outcome.status, outcome.output
             wake = thread_status == "busy"
         elif ar.reason == "rollback":
             if not await settle.rollback(rt, run, owner):
@@ -228,12 +229,12 @@ class Worker:
             values = snapshot["values"] if snapshot else {}
             if await settle.finish(rt, run, owner, "interrupted", values, snapshot, None) is None:
                 return
-            status = "interrupted"
+            status, result = "interrupted", values
         else:
             return
         self.finished[status] += 1
         # The end event and the wake-up (if any) go out in one Redis round trip.
-        await settle.publish_end(rt, run_id, status, wake=wake)
+        await settle.publish_end(rt, run_id, status, wake=wake, result=result)
         if kwargs.get("webhook"):
             task = asyncio.create_task(send_webhook(rt, run_id), name=f"berth-webhook-{run_id}")
             rt.background.add(task)

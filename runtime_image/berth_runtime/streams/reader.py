@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import HTTPException
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -15,7 +16,7 @@ from berth_runtime.context import Runtime
 from berth_runtime.db import q
 from berth_runtime.models import TERMINAL
 from berth_runtime.serde import dumps_bytes
-from berth_runtime.streams.sse import format_sse, wanted
+from berth_runtime.streams.sse import RESULT_EVENT, format_sse, wanted
 
 
 async def run_by_id(rt: Runtime, run_id: Any) -> dict[str, Any] | None:
@@ -41,12 +42,13 @@ def check_stream_id(value: str | None) -> str | None:
 
 
 async def run_event_items(
-    rt: Runtime, run_id: str, last_event_id: str | None
+    rt: Runtime, run_id: str, last_event_id: str | None, with_result: bool = False
 ) -> AsyncIterator[StreamItem]:
     """A run's events from its Redis stream, ending with `end`.
 
     Postgres is checked whenever the stream is quiet: if the run is over and Redis has no `end`
     (Redis down, or the stream expired), the final values come from the run row instead.
+    The run's result entry (RESULT_EVENT) is only passed on `with_result`.
     """
     cursor = last_event_id if last_event_id and last_event_id != FROM_START else "0-0"
     poll = min(rt.settings.poll_seconds, 0.5)
@@ -57,7 +59,8 @@ async def run_event_items(
             await asyncio.sleep(poll)
         for eid, event, data in entries or []:
             cursor, saw_any = eid, True
-            yield event, data, eid
+            if event != RESULT_EVENT or with_result:
+                yield event, data, eid
             if event == "end":
                 return
         if entries:
@@ -70,7 +73,8 @@ async def run_event_items(
             late = await rt.bus.read_events(run_id, cursor, block_ms=300)
             for eid, event, data in late or []:
                 cursor, saw_any = eid, True
-                yield event, data, eid
+                if event != RESULT_EVENT or with_result:
+                    yield event, data, eid
                 if event == "end":
                     return
         if not saw_any and last_event_id and await _saw_end(rt, run_id, cursor):
@@ -126,8 +130,21 @@ def sse_response(
     )
 
 
-async def wait_until_done(rt: Runtime, run_id: str) -> dict[str, Any] | None:
-    """Block until the run is over; its final row (None if it was rolled back)."""
-    async for _ in run_event_items(rt, run_id, None):
-        pass
+async def wait_until_done(
+    rt: Runtime, run_id: str, result_only: bool = False
+) -> dict[str, Any] | None:
+    """Block until the run is over; its final row (None if it was rolled back).
+
+    `result_only`: the caller reads only `status` and `result`; when the worker put the result
+    in the run's stream, that is the answer and Postgres is not asked.
+    """
+    result: bytes | None = None
+    status: str | None = None
+    async for event, data, _ in run_event_items(rt, run_id, None, with_result=result_only):
+        if event == RESULT_EVENT:
+            result = data
+        elif event == "end":
+            status = orjson.loads(data).get("status")
+    if result is not None and status is not None:
+        return {"run_id": run_id, "status": status, "result": orjson.loads(result)}
     return await run_by_id(rt, uuid.UUID(run_id))

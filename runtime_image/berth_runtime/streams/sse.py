@@ -46,6 +46,9 @@ def langgraph_modes(requested: Iterable[str]) -> list[str]:
 
 
 ALWAYS_SENT = frozenset({"metadata", "error", "end"})
+# The run's result, written just before `end` for the API's own /wait and /join; never sent to
+# a client (streams/reader.py drops it).
+RESULT_EVENT = "__result__"
 
 
 def wanted(event: str, requested: Iterable[str] | None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Any
 
@@ -78,11 +79,30 @@ async def test_only_a_first_claim_is_marked_never_claimed(database_uri: str) -> 
         assert third["attempt"] == 2 and third["never_claimed"] is False
 
 
-def _enqueue_params(thread_id: uuid.UUID, strategy: str, **extra: Any) -> dict[str, Any]:
+async def _assistant(conn: q.Conn) -> dict[str, Any]:
+    row = await q.fetchone(
+        conn,
+        "insert_assistant",
+        assistant_id=uuid.uuid4(),
+        graph_id="g",
+        name="g",
+        description=None,
+        config={},
+        context={},
+        metadata={},
+    )
+    assert row is not None
+    return dict(row)
+
+
+def _enqueue_params(
+    assistant: dict[str, Any], thread_id: uuid.UUID, strategy: str, **extra: Any
+) -> dict[str, Any]:
     return {
         "run_id": uuid.uuid4(),
         "thread_id": thread_id,
-        "assistant_id": uuid.uuid4(),
+        "assistant_id": assistant["assistant_id"],
+        "assistant_updated_at": assistant["updated_at"],
         "metadata": {},
         "kwargs": {"graph_id": "g"},
         "multitask_strategy": strategy,
@@ -107,14 +127,22 @@ async def test_enqueue_run_takes_only_the_cases_with_nothing_to_decide(database_
     async with await psycopg.AsyncConnection.connect(
         database_uri, autocommit=True, row_factory=dict_row
     ) as conn:
+        assistant = await _assistant(conn)
         missing = uuid.uuid4()
-        assert await q.fetchone(conn, "enqueue_run", **_enqueue_params(missing, "enqueue")) is None
+        assert (
+            await q.fetchone(conn, "enqueue_run", **_enqueue_params(assistant, missing, "enqueue"))
+            is None
+        )
         assert await q.fetchone(conn, "get_thread", thread_id=missing) is None
 
         # A stateless run brings its own thread, hidden and busy.
         stateless = uuid.uuid4()
         params = _enqueue_params(
-            stateless, "enqueue", new_thread_metadata={"owner": "a"}, new_thread_temporary=True
+            assistant,
+            stateless,
+            "enqueue",
+            new_thread_metadata={"owner": "a"},
+            new_thread_temporary=True,
         )
         run = await q.fetchone(conn, "enqueue_run", **params)
         assert run is not None and run["temporary"] and run["status"] == "pending"
@@ -123,18 +151,39 @@ async def test_enqueue_run_takes_only_the_cases_with_nothing_to_decide(database_
         assert thread["metadata"] == {"owner": "a", "graph_id": "g"}
         # ... and is no thread for stateful runs.
         assert (
-            await q.fetchone(conn, "enqueue_run", **_enqueue_params(stateless, "enqueue")) is None
+            await q.fetchone(
+                conn, "enqueue_run", **_enqueue_params(assistant, stateless, "enqueue")
+            )
+            is None
         )
 
         run_id = await _insert_pending_run(conn)
         tid = (await q.fetchone(conn, "get_run_by_id", run_id=run_id) or {})["thread_id"]
         for strategy in ("reject", "interrupt", "rollback"):
-            assert await q.fetchone(conn, "enqueue_run", **_enqueue_params(tid, strategy)) is None
-        second = await q.fetchone(conn, "enqueue_run", **_enqueue_params(tid, "enqueue"))
+            assert (
+                await q.fetchone(conn, "enqueue_run", **_enqueue_params(assistant, tid, strategy))
+                is None
+            )
+        second = await q.fetchone(conn, "enqueue_run", **_enqueue_params(assistant, tid, "enqueue"))
         assert second is not None and second["created_at"] == second["updated_at"]
         runs = await q.fetchall(conn, "inflight_runs", thread_id=tid)
         assert [r["run_id"] for r in runs] == [run_id, second["run_id"]]
         assert (await _thread(conn, tid))["status"] == "busy"
+
+        # Built from an assistant that has changed since (or is gone): nothing happens.
+        stale = {**assistant, "updated_at": assistant["updated_at"] - datetime.timedelta(1)}
+        for built_from in (stale, {**assistant, "assistant_id": uuid.uuid4()}):
+            params = _enqueue_params(built_from, tid, "enqueue")
+            assert await q.fetchone(conn, "enqueue_run", **params) is None
+            params = _enqueue_params(
+                built_from,
+                uuid.uuid4(),
+                "enqueue",
+                new_thread_metadata={},
+                new_thread_temporary=True,
+            )
+            assert await q.fetchone(conn, "enqueue_run", **params) is None
+            assert await q.fetchone(conn, "get_thread", thread_id=params["thread_id"]) is None
 
 
 async def test_finish_is_fenced_and_says_whether_the_thread_has_more_work(
@@ -147,7 +196,8 @@ async def test_finish_is_fenced_and_says_whether_the_thread_has_more_work(
         run_id = await _insert_pending_run(conn)
         claimed = await _claim(conn)
         tid = claimed["thread_id"]
-        queued = await q.fetchone(conn, "enqueue_run", **_enqueue_params(tid, "enqueue"))
+        assistant = await _assistant(conn)
+        queued = await q.fetchone(conn, "enqueue_run", **_enqueue_params(assistant, tid, "enqueue"))
         assert queued is not None
 
         def finish(owner: str, attempt: int) -> dict[str, Any]:

@@ -58,6 +58,49 @@ async def test_factory_graph_gets_config_and_env(client: LangGraphClient) -> Non
     assert out == {"greeting": "hello from langgraph.json!"}
 
 
+async def test_runs_follow_assistant_changes(client: LangGraphClient) -> None:
+    """The API keeps assistants it has read; a change or a delete must still reach the next
+    run at once (stateless, and on a thread that already ran)."""
+    assistant = await client.assistants.create("factory", config={"configurable": {"suffix": "!"}})
+    aid = assistant["assistant_id"]
+    thread = await client.threads.create()
+    for thread_id in (None, thread["thread_id"]):
+        out = await client.runs.wait(thread_id, aid, input={})
+        assert out["greeting"] == "hello from langgraph.json!"
+    await client.assistants.update(aid, config={"configurable": {"suffix": "?"}})
+    for thread_id in (None, thread["thread_id"]):
+        out = await client.runs.wait(thread_id, aid, input={})
+        assert out["greeting"] == "hello from langgraph.json?"
+    await client.assistants.delete(aid)
+    for thread_id in (None, thread["thread_id"]):
+        with pytest.raises(httpx.HTTPStatusError) as gone:
+            await client.runs.wait(thread_id, aid, input={})
+        assert gone.value.response.status_code == 404
+
+
+async def test_wait_and_join_answer_small_and_large_results(client: LangGraphClient) -> None:
+    """A result up to 64 KiB comes back from the run's event stream, a larger one from
+    Postgres; both are the whole result, and no stream shows the result entry itself."""
+    for size in (10, 70_000):
+        big = "x" * size
+        out = await client.runs.wait(None, "steps", input={"done": [big]})
+        assert out == {"done": [big, *ALL_STEPS]}
+        thread = await client.threads.create()
+        run = await client.runs.create(thread["thread_id"], "steps", input={"done": [big]})
+        joined = await client.runs.join(thread["thread_id"], run["run_id"])
+        assert joined == {"done": [big, *ALL_STEPS]}
+        parts = [p async for p in client.runs.join_stream(thread["thread_id"], run["run_id"])]
+        assert [p.event for p in parts][-2:] == ["values", "end"]
+        assert all(not p.event.startswith("__") for p in parts)
+        parts = [
+            p
+            async for p in client.runs.stream(
+                thread["thread_id"], "steps", input={"done": []}, stream_mode="updates"
+            )
+        ]
+        assert [p.event for p in parts] == ["metadata"] + ["updates"] * 5 + ["end"]
+
+
 async def test_failing_run_reports_error(client: LangGraphClient) -> None:
     t = await client.threads.create()
     out = await client.runs.wait(t["thread_id"], "failing", input={"x": 1}, raise_error=False)

@@ -33,14 +33,21 @@ END $$;
 -- that exists and either has no run in flight or takes the `enqueue` strategy. Anything else
 -- (missing thread, `if_not_exists`, reject/interrupt/rollback against a run in flight)
 -- returns no row and changes nothing; the caller then takes the general path.
+-- `p_assistant_updated_at`: the version of the assistant the caller built the run from (a
+-- cached copy); if the assistant changed or is gone since, nothing happens either.
 CREATE FUNCTION berth_enqueue_run(
-    p_run_id uuid, p_thread_id uuid, p_assistant_id uuid, p_metadata jsonb, p_kwargs jsonb,
-    p_strategy text, p_after_seconds double precision, p_thread_metadata jsonb,
-    p_new_thread_metadata jsonb, p_new_thread_temporary boolean)
+    p_run_id uuid, p_thread_id uuid, p_assistant_id uuid, p_assistant_updated_at timestamptz,
+    p_metadata jsonb, p_kwargs jsonb, p_strategy text, p_after_seconds double precision,
+    p_thread_metadata jsonb, p_new_thread_metadata jsonb, p_new_thread_temporary boolean)
 RETURNS SETOF run LANGUAGE plpgsql AS $$
 DECLARE
     is_temporary boolean;
 BEGIN
+    PERFORM 1 FROM assistant
+    WHERE assistant_id = p_assistant_id AND updated_at = p_assistant_updated_at;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
     IF p_new_thread_metadata IS NOT NULL THEN
         INSERT INTO thread (thread_id, metadata, config, ttl, temporary)
         VALUES (p_thread_id, p_new_thread_metadata, '{}', NULL, p_new_thread_temporary);

@@ -17,7 +17,8 @@ SELECT * FROM berth_insert_run(
 -- Creating a run in one call when nothing needs deciding (migration 0004, berth_enqueue_run);
 -- no row: take the general path.
 SELECT * FROM berth_enqueue_run(
-    %(run_id)s::uuid, %(thread_id)s::uuid, %(assistant_id)s::uuid, %(metadata)s::jsonb,
+    %(run_id)s::uuid, %(thread_id)s::uuid, %(assistant_id)s::uuid,
+    %(assistant_updated_at)s::timestamptz, %(metadata)s::jsonb,
     %(kwargs)s::jsonb, %(multitask_strategy)s::text, %(after_seconds)s::double precision,
     %(thread_metadata)s::jsonb, %(new_thread_metadata)s::jsonb,
     %(new_thread_temporary)s::boolean);
