@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import HTTPException
@@ -87,50 +88,17 @@ async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> di
     stateless = thread_id is None
     _validate(body, stateless, rt.config.webhooks)
     aid = assistant_uuid(rt, body.assistant_id)
-    tid = uuid.uuid4() if thread_id is None else parse_uuid(thread_id, "thread_id")
-    strategy = body.multitask_strategy if isinstance(body, RunCreateStateful) else "enqueue"
-    run_id = uuid.uuid4()
-    new_thread = {
-        # The run's metadata (with its owner, see auth/ownership.py) goes to the thread;
-        # `on_completion=keep` leaves an ordinary thread behind, `delete` hides it.
-        "new_thread_temporary": getattr(body, "on_completion", "delete") == "delete",
-    }
+    plan = _Plan(
+        body=body,
+        run_id=uuid.uuid4(),
+        thread_id=uuid.uuid4() if thread_id is None else parse_uuid(thread_id, "thread_id"),
+        strategy=body.multitask_strategy if isinstance(body, RunCreateStateful) else "enqueue",
+        stateless=stateless,
+    )
+    to_cancel: list[str] = []
     async with rt.pool.connection() as conn:
-
-        async def enqueue(assistant: dict[str, Any]) -> tuple[DictRow | None, dict[str, Any]]:
-            """The common case in one statement (a new stateless thread, or a thread with
-            nothing to decide); no row: the assistant changed, or there is something to decide."""
-            if assistant["graph_id"] not in rt.graphs:
-                raise HTTPException(404, f"Graph '{assistant['graph_id']}' not found")
-            thread_meta = {
-                "graph_id": assistant["graph_id"],
-                "assistant_id": str(assistant["assistant_id"]),
-            }
-            params = {
-                "run_id": run_id,
-                "thread_id": tid,
-                "assistant_id": assistant["assistant_id"],
-                "metadata": body.metadata,
-                "kwargs": run_kwargs(body, assistant, stateless),
-                "multitask_strategy": strategy,
-                "after_seconds": body.after_seconds,
-                "thread_metadata": thread_meta,
-            }
-            row = await q.fetchone(
-                conn,
-                "enqueue_run",
-                **params,
-                **new_thread,
-                assistant_updated_at=assistant["updated_at"],
-                new_thread_metadata={**body.metadata, **thread_meta} if stateless else None,
-            )
-            return row, params
-
         cached = rt.assistants.get(aid)
-        run = None
-        if cached is not None:
-            run, params = await enqueue(cached)
-        to_cancel: list[str] = []
+        run = None if cached is None else await _enqueue(rt, conn, plan, cached)
         for _ in range(3):  # the assistant may change between reading it and using it
             if run is not None:
                 break
@@ -139,20 +107,71 @@ async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> di
             )
             rt.assistants.put(assistant)
             if cached is None or cached["updated_at"] != assistant["updated_at"]:
-                run, params = await enqueue(assistant)
+                run = await _enqueue(rt, conn, plan, assistant)
             if run is None and thread_id is not None:
+                # Not the common case: something to decide, under the thread's lock.
                 run, to_cancel = await _create_on_busy_thread(
-                    conn, body, thread_id, strategy, params
+                    conn, body, thread_id, plan.strategy, plan.params(assistant)
                 )
             cached = assistant
-        if run is None:
-            raise HTTPException(
-                409, f"Assistant '{body.assistant_id}' kept changing while the run was created"
-            )
+    if run is None:
+        raise HTTPException(
+            409, f"Assistant '{body.assistant_id}' kept changing while the run was created"
+        )
     for rid in to_cancel:
-        await rt.bus.publish_cancel(rid, strategy)
+        await rt.bus.publish_cancel(rid, plan.strategy)
     await rt.bus.wake()
     return dict(run)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A run about to be created; its row depends on the assistant it is built from."""
+
+    body: _RunCreate
+    run_id: uuid.UUID
+    thread_id: uuid.UUID
+    strategy: str
+    stateless: bool
+
+    def params(self, assistant: dict[str, Any]) -> dict[str, Any]:
+        """Parameters of insert_run."""
+        return {
+            "run_id": self.run_id,
+            "thread_id": self.thread_id,
+            "assistant_id": assistant["assistant_id"],
+            "metadata": self.body.metadata,
+            "kwargs": run_kwargs(self.body, assistant, self.stateless),
+            "multitask_strategy": self.strategy,
+            "after_seconds": self.body.after_seconds,
+            "thread_metadata": {
+                "graph_id": assistant["graph_id"],
+                "assistant_id": str(assistant["assistant_id"]),
+            },
+        }
+
+
+async def _enqueue(
+    rt: Runtime, conn: q.Conn, plan: _Plan, assistant: dict[str, Any]
+) -> DictRow | None:
+    """The common case in one statement: a new stateless thread, or a thread with nothing to
+    decide. No row: the assistant changed since it was read, or there is something to decide."""
+    if assistant["graph_id"] not in rt.graphs:
+        raise HTTPException(404, f"Graph '{assistant['graph_id']}' not found")
+    params = plan.params(assistant)
+    body = plan.body
+    return await q.fetchone(
+        conn,
+        "enqueue_run",
+        **params,
+        assistant_updated_at=assistant["updated_at"],
+        # The run's metadata (with its owner, see auth/ownership.py) goes to a new thread;
+        # `on_completion=keep` leaves an ordinary thread behind, `delete` hides it.
+        new_thread_metadata={**body.metadata, **params["thread_metadata"]}
+        if plan.stateless
+        else None,
+        new_thread_temporary=getattr(body, "on_completion", "delete") == "delete",
+    )
 
 
 async def _create_on_busy_thread(
