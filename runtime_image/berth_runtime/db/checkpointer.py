@@ -14,17 +14,22 @@ It also group-commits the writes of runs whose durability allows it. Under LangG
 `async` durability (the default) and `exit`, a step does not wait for its checkpoint to be
 written; LangGraph still chains every save after the previous one, each on its own pooled
 connection and autocommitted statements. Inside such a run (`batched_writes` set by the
-executor) `aput`/`aput_writes` serialize at once, queue the statements per thread and return;
-one flusher per thread writes everything queued since its last round trip in one transaction,
-in call order (so a checkpoint is never durable before the writes it was built from, nor
-before its parent). Reads and deletes of a thread wait for its queue first (read your writes),
-and the worker calls `flush(thread_id, consume=True)` before it records a run's outcome, so a
-run is never reported done before its checkpoints are in Postgres; a failed write makes that
-call raise, the run is not settled and its lease lapses into a retry. `sync` durability, and
-every write outside a run (e.g. `update_state` from the API), goes straight to Postgres.
+executor) `aput`/`aput_writes` serialize at once, queue the rows per thread and return;
+one flusher per thread writes everything queued since its last round trip in one statement
+(`berth_put_checkpoints`, migration 0004: one transaction, rows applied in call order), so a
+checkpoint is never durable before the writes it was built from, nor before its parent.
+Reads and deletes of a thread wait for its queue first (read your writes), and the worker
+calls `flush(thread_id, consume=True)` before it records a run's outcome, so a run is never
+reported done before its checkpoints are in Postgres; a failed write makes that call raise,
+the run is not settled and its lease lapses into a retry. `sync` durability, and
+every write outside a run (e.g. `update_state` from the API), goes straight to Postgres
+through the same function.
 
-This subclass keeps the same tables, SQL and serializer, so checkpoints stay readable by
-LangGraph's own saver.
+Writing one jsonb batch through a server-side function instead of LangGraph's statements (a
+pipelined transaction of an executemany per table) costs the client a fraction of the CPU.
+This subclass keeps the same tables, rows, upsert rules and serializer, so checkpoints stay
+readable by LangGraph's own saver (tests/integration/runtime/test_checkpointer.py compares
+the rows both write).
 """
 
 from __future__ import annotations

@@ -197,6 +197,7 @@ async def test_a_batch_applies_upserts_in_call_order(database_uri: str) -> None:
     """Within one group-committed batch a later save of the same checkpoint wins, a special
     write (an error) replaces the earlier one, and an ordinary write is kept once."""
     from langgraph.checkpoint.base import empty_checkpoint
+
     ERROR = "__error__"  # langgraph._internal._constants.ERROR, a special write (WRITES_IDX_MAP)
 
     await migrate(database_uri, 30)
