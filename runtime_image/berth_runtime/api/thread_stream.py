@@ -20,7 +20,12 @@ from berth_runtime.api.threads import get_thread_row
 from berth_runtime.context import Runtime
 from berth_runtime.db import q
 from berth_runtime.serde import dumps_bytes
-from berth_runtime.streams.reader import check_stream_id, run_event_items, sse_response
+from berth_runtime.streams.reader import (
+    FROM_START,
+    check_stream_id,
+    run_event_items,
+    sse_response,
+)
 from berth_runtime.streams.sse import format_sse
 
 router = APIRouter(tags=["threads"])
@@ -30,7 +35,9 @@ LIFECYCLE = frozenset({"metadata", "end", "error"})
 
 
 def parse_thread_event_id(value: str | None) -> tuple[uuid.UUID, str] | None:
-    if value is None:
+    """Where to resume: None (also for `-1`, what the JS SDK sends to replay from the start)
+    follows the active run from its first event, then the runs after it."""
+    if value is None or value == FROM_START:
         return None
     run_part, sep, stream_part = value.partition("/")
     if not sep:

@@ -522,6 +522,28 @@ async def test_thread_join_stream_follows_runs_and_resumes(client: LangGraphClie
             pass
 
 
+async def test_thread_join_stream_from_the_start(client: LangGraphClient) -> None:
+    """`Last-Event-ID: -1` (what the JS SDK sends to replay) on a thread stream: the active run
+    from its first event, as without the header, not a 422."""
+    tid = (await client.threads.create())["thread_id"]
+    run = await client.runs.create(
+        tid, "steps", input={"done": []}, config={"configurable": {"sleep": 0.2}}
+    )
+    await asyncio.sleep(0.5)  # a few steps done before the client joins
+    parts = []
+    stream = await client.threads.join_stream(
+        tid, stream_mode=["run_modes", "lifecycle"], last_event_id="-1"
+    )
+    async for part in stream:
+        parts.append(part)
+        if part.event == "end":
+            break
+    whole = [p async for p in client.runs.join_stream(tid, run["run_id"], last_event_id="-1")]
+    ids = [p.id for p in parts if p.id]
+    assert ids and ids == [f"{run['run_id']}/{p.id}" for p in whole if p.id]
+    assert [p.data["done"] for p in parts if p.event == "values"][-1] == ALL_STEPS
+
+
 async def test_thread_ttl(client: LangGraphClient, http: httpx.AsyncClient) -> None:
     short = {"strategy": "delete", "ttl": 0.02}  # minutes: about a second
     gone = await client.threads.create(ttl=short)
