@@ -156,10 +156,13 @@ async def execute_run(
     messages = MessageEvents(requested)
     with_events = "events" in requested
     subgraphs = bool(kwargs.get("subgraphs"))
+    # `events` alone still needs one LangGraph mode to drive the graph. Otherwise `checkpoints`
+    # is always on: the root graph's last one is the thread's final state, so a run that ends
+    # cleanly need not read it back (see settled_state). Not with `events`, whose root
+    # `on_chain_stream` events would carry those chunks too.
+    internal = set() if with_events else {"checkpoints"}
     stream_kwargs: dict[str, Any] = {
-        # `checkpoints` is always on: the root graph's last one is the thread's final state,
-        # so a run that ends cleanly need not read it back (see settled_state).
-        "stream_mode": sorted(wanted_modes | {"checkpoints"}),
+        "stream_mode": sorted(wanted_modes | internal) or ["values"],
         # As LangGraph itself: without `stream_subgraphs` a model inside a subgraph still
         # reaches `messages` (as its node's finished message), but its tokens do not.
         "subgraphs": subgraphs,

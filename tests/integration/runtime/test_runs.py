@@ -575,6 +575,9 @@ async def test_events_stream_mode(client: LangGraphClient) -> None:
     updates = [p.data for p in parts if p.event == "updates"]
     assert updates[0] == {"draft": {"log": ["draft:e"]}}
     assert not [p for p in parts if p.event == "values"]  # not requested
+    # The root graph streams what was asked for, nothing the server needs for itself.
+    root = [e for e in events if e["event"] == "on_chain_stream" and not e.get("parent_ids")]
+    assert root and all(e["data"]["chunk"][0] == "updates" for e in root)
     only = [
         p.event async for p in client.runs.stream(None, "factory", input={}, stream_mode="events")
     ]
