@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import operator
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import psycopg
@@ -16,6 +17,17 @@ from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(database_uri: str) -> AsyncIterator[Any]:
+    """Berth's schema (LangGraph's tables included) and a pool on a fresh database."""
+    await migrate(database_uri, 30)
+    pool = await open_pool(database_uri, 4, "test-cp")
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 class State(TypedDict, total=False):
@@ -44,75 +56,62 @@ def _rows(database_uri: str, thread_id: str) -> list[tuple[Any, ...]]:
 
 @pytest.mark.parametrize("durability", ["async", "exit", "sync"])
 async def test_every_checkpoint_is_in_postgres_after_flush(
-    database_uri: str, durability: str
+    database_uri: str, pool: Any, durability: str
 ) -> None:
-    await migrate(database_uri, 30)
-    pool = await open_pool(database_uri, 4, "test-cp")
+    saver = PooledPostgresSaver(pool)
+    graph = _graph(saver)
+    thread_id = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread_id}}
+    token = batched_writes.set(durability != "sync")
     try:
-        saver = PooledPostgresSaver(pool)
-        graph = _graph(saver)
-        thread_id = str(uuid.uuid4())
-        config = {"configurable": {"thread_id": thread_id}}
-        token = batched_writes.set(durability != "sync")
-        try:
-            await graph.ainvoke({"trail": []}, config, durability=durability)
-        finally:
-            batched_writes.reset(token)
-        # Read your writes: the state read waits for the thread's queue.
-        state = await graph.aget_state(config)
-        assert state.values["trail"] == ["a", "b", "c"]
-        await saver.flush(thread_id, consume=True)
-        steps = [int(s) for _, s in _rows(database_uri, thread_id)]
-        assert steps == ([-1, 0, 1, 2, 3] if durability != "exit" else [3])
-        history = [c async for c in saver.alist(config)]
-        assert [c.metadata["step"] for c in history] == sorted(steps, reverse=True)
+        await graph.ainvoke({"trail": []}, config, durability=durability)
     finally:
-        await pool.close()
+        batched_writes.reset(token)
+    # Read your writes: the state read waits for the thread's queue.
+    state = await graph.aget_state(config)
+    assert state.values["trail"] == ["a", "b", "c"]
+    await saver.flush(thread_id, consume=True)
+    steps = [int(s) for _, s in _rows(database_uri, thread_id)]
+    assert steps == ([-1, 0, 1, 2, 3] if durability != "exit" else [3])
+    history = [c async for c in saver.alist(config)]
+    assert [c.metadata["step"] for c in history] == sorted(steps, reverse=True)
 
 
-async def test_failed_batched_write_is_raised_to_the_owner_once(database_uri: str) -> None:
-    await migrate(database_uri, 30)
-    pool = await open_pool(database_uri, 4, "test-cp-fail")
+async def test_failed_batched_write_is_raised_to_the_owner_once(
+    database_uri: str, pool: Any
+) -> None:
+    saver = PooledPostgresSaver(pool)
+    graph = _graph(saver)
+    thread_id = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread_id}}
+    with psycopg.connect(database_uri, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk full (test)'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON checkpoints "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    token = batched_writes.set(True)
     try:
-        saver = PooledPostgresSaver(pool)
-        graph = _graph(saver)
-        thread_id = str(uuid.uuid4())
-        config = {"configurable": {"thread_id": thread_id}}
-        with psycopg.connect(database_uri, autocommit=True) as conn:
-            conn.execute(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'disk full (test)'; END $$"
-            )
-            conn.execute(
-                "CREATE TRIGGER refuse BEFORE INSERT ON checkpoints "
-                "FOR EACH ROW EXECUTE FUNCTION refuse()"
-            )
-        token = batched_writes.set(True)
-        try:
-            await graph.ainvoke({"trail": []}, config)  # returns: writes are queued
-        finally:
-            batched_writes.reset(token)
-        with pytest.raises(psycopg.errors.RaiseException):
-            await saver.flush(thread_id)  # a reader sees the failure ...
-        with pytest.raises(psycopg.errors.RaiseException):
-            await saver.flush(thread_id, consume=True)  # ... and the owner takes it
-        await saver.flush(thread_id)  # consumed: nothing left to report
+        await graph.ainvoke({"trail": []}, config)  # returns: writes are queued
     finally:
-        await pool.close()
+        batched_writes.reset(token)
+    with pytest.raises(psycopg.errors.RaiseException):
+        await saver.flush(thread_id)  # a reader sees the failure ...
+    with pytest.raises(psycopg.errors.RaiseException):
+        await saver.flush(thread_id, consume=True)  # ... and the owner takes it
+    await saver.flush(thread_id)  # consumed: nothing left to report
 
 
-async def test_writes_outside_a_run_go_straight_to_postgres(database_uri: str) -> None:
-    await migrate(database_uri, 30)
-    pool = await open_pool(database_uri, 4, "test-cp-direct")
-    try:
-        saver = PooledPostgresSaver(pool)
-        graph = _graph(saver)
-        thread_id = str(uuid.uuid4())
-        config = {"configurable": {"thread_id": thread_id}}
-        await graph.aupdate_state(config, {"trail": ["x"]}, as_node="c")
-        assert len(_rows(database_uri, thread_id)) == 1  # no flush needed
-    finally:
-        await pool.close()
+async def test_writes_outside_a_run_go_straight_to_postgres(database_uri: str, pool: Any) -> None:
+    saver = PooledPostgresSaver(pool)
+    graph = _graph(saver)
+    thread_id = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread_id}}
+    await graph.aupdate_state(config, {"trail": ["x"]}, as_node="c")
+    assert len(_rows(database_uri, thread_id)) == 1  # no flush needed
 
 
 def _table(database_uri: str, thread_id: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -155,72 +154,62 @@ def _pausing_graph(saver: Any) -> Any:
 
 @pytest.mark.parametrize("durability", ["async", "sync"])
 async def test_rows_are_those_langgraphs_own_saver_writes(
-    database_uri: str, durability: str
+    database_uri: str, pool: Any, durability: str
 ) -> None:
     """Berth writes through one server-side function (berth_put_checkpoints); the rows must be
     the ones LangGraph's AsyncPostgresSaver writes, and that saver must read them back."""
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.types import Command
 
-    await migrate(database_uri, 30)
-    pool = await open_pool(database_uri, 4, "test-cp-same")
-    try:
-        ours, theirs = PooledPostgresSaver(pool), AsyncPostgresSaver(pool)
-        threads = {}
-        for name, saver in (("ours", ours), ("theirs", theirs)):
-            graph = _pausing_graph(saver)
-            config = {"configurable": {"thread_id": str(uuid.uuid4())}}
-            token = batched_writes.set(saver is ours and durability != "sync")
-            try:
-                await graph.ainvoke({"trail": ["start"]}, config, durability=durability)
-                await graph.ainvoke(Command(resume="yes"), config, durability=durability)
-            finally:
-                batched_writes.reset(token)
-            await ours.flush(config["configurable"]["thread_id"], consume=True)
-            threads[name] = config
-        ours_rows = _table(database_uri, threads["ours"]["configurable"]["thread_id"])
-        theirs_rows = _table(database_uri, threads["theirs"]["configurable"]["thread_id"])
-        assert ours_rows == theirs_rows
-        assert len(ours_rows["writes"]) > 0 and len(ours_rows["blobs"]) > 0
-        # LangGraph's saver reads what Berth wrote: the same state and history.
-        read_back = _pausing_graph(theirs)
-        state = await read_back.aget_state(threads["ours"])
-        assert state.values["trail"] == ["start", "a", "yes"] and state.next == ()
-        history = [s async for s in read_back.aget_state_history(threads["ours"])]
-        paused = [s for s in history if s.next == ("ask",)]
-        assert paused and paused[0].tasks[0].interrupts[0].value == {"question": "go on?"}
-    finally:
-        await pool.close()
+    ours, theirs = PooledPostgresSaver(pool), AsyncPostgresSaver(pool)
+    threads = {}
+    for name, saver in (("ours", ours), ("theirs", theirs)):
+        graph = _pausing_graph(saver)
+        config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+        token = batched_writes.set(saver is ours and durability != "sync")
+        try:
+            await graph.ainvoke({"trail": ["start"]}, config, durability=durability)
+            await graph.ainvoke(Command(resume="yes"), config, durability=durability)
+        finally:
+            batched_writes.reset(token)
+        await ours.flush(config["configurable"]["thread_id"], consume=True)
+        threads[name] = config
+    ours_rows = _table(database_uri, threads["ours"]["configurable"]["thread_id"])
+    theirs_rows = _table(database_uri, threads["theirs"]["configurable"]["thread_id"])
+    assert ours_rows == theirs_rows
+    assert len(ours_rows["writes"]) > 0 and len(ours_rows["blobs"]) > 0
+    # LangGraph's saver reads what Berth wrote: the same state and history.
+    read_back = _pausing_graph(theirs)
+    state = await read_back.aget_state(threads["ours"])
+    assert state.values["trail"] == ["start", "a", "yes"] and state.next == ()
+    history = [s async for s in read_back.aget_state_history(threads["ours"])]
+    paused = [s for s in history if s.next == ("ask",)]
+    assert paused and paused[0].tasks[0].interrupts[0].value == {"question": "go on?"}
 
 
-async def test_a_batch_applies_upserts_in_call_order(database_uri: str) -> None:
+async def test_a_batch_applies_upserts_in_call_order(pool: Any) -> None:
     """Within one group-committed batch a later save of the same checkpoint wins, a special
     write (an error) replaces the earlier one, and an ordinary write is kept once."""
     from langgraph.checkpoint.base import empty_checkpoint
 
     ERROR = "__error__"  # langgraph._internal._constants.ERROR, a special write (WRITES_IDX_MAP)
 
-    await migrate(database_uri, 30)
-    pool = await open_pool(database_uri, 4, "test-cp-order")
+    saver = PooledPostgresSaver(pool)
+    thread_id = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    checkpoint = empty_checkpoint()
+    token = batched_writes.set(True)
     try:
-        saver = PooledPostgresSaver(pool)
-        thread_id = str(uuid.uuid4())
-        config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-        checkpoint = empty_checkpoint()
-        token = batched_writes.set(True)
-        try:
-            saved = await saver.aput(config, checkpoint, {"step": 1, "source": "loop"}, {})
-            await saver.aput(config, checkpoint, {"step": 2, "source": "loop"}, {})
-            await saver.aput_writes(saved, [("trail", "first")], "task-1")
-            await saver.aput_writes(saved, [("trail", "second")], "task-1")
-            await saver.aput_writes(saved, [(ERROR, "boom 1")], "task-2")
-            await saver.aput_writes(saved, [(ERROR, "boom 2")], "task-2")
-        finally:
-            batched_writes.reset(token)
-        await saver.flush(thread_id, consume=True)
-        got = await saver.aget_tuple(saved)
-        assert got is not None and got.metadata["step"] == 2
-        writes = {(task, channel): value for task, channel, value in got.pending_writes or []}
-        assert writes == {("task-1", "trail"): "first", ("task-2", ERROR): "boom 2"}
+        saved = await saver.aput(config, checkpoint, {"step": 1, "source": "loop"}, {})
+        await saver.aput(config, checkpoint, {"step": 2, "source": "loop"}, {})
+        await saver.aput_writes(saved, [("trail", "first")], "task-1")
+        await saver.aput_writes(saved, [("trail", "second")], "task-1")
+        await saver.aput_writes(saved, [(ERROR, "boom 1")], "task-2")
+        await saver.aput_writes(saved, [(ERROR, "boom 2")], "task-2")
     finally:
-        await pool.close()
+        batched_writes.reset(token)
+    await saver.flush(thread_id, consume=True)
+    got = await saver.aget_tuple(saved)
+    assert got is not None and got.metadata["step"] == 2
+    writes = {(task, channel): value for task, channel, value in got.pending_writes or []}
+    assert writes == {("task-1", "trail"): "first", ("task-2", ERROR): "boom 2"}
