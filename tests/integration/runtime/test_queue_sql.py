@@ -200,9 +200,9 @@ async def test_finish_is_fenced_and_says_whether_the_thread_has_more_work(
         queued = await q.fetchone(conn, "enqueue_run", **_enqueue_params(assistant, tid, "enqueue"))
         assert queued is not None
 
-        def finish(owner: str, attempt: int) -> dict[str, Any]:
+        def finish(owner: str, attempt: int, run: uuid.UUID = run_id) -> dict[str, Any]:
             return {
-                "run_id": run_id,
+                "run_id": run,
                 "owner": owner,
                 "attempt": attempt,
                 "status": "success",
@@ -226,13 +226,11 @@ async def test_finish_is_fenced_and_says_whether_the_thread_has_more_work(
         done = await q.fetchone(conn, "get_run_by_id", run_id=run_id)
         assert done is not None and done["status"] == "success" and done["owner"] is None
 
-        await q.fetchall(conn, "delete_pending", run_ids=[queued["run_id"]])
-        second = await _claim_none_or_run(conn)
-        assert second is None
-        await q.execute(conn, "refresh_thread_status", thread_id=tid)
+        # The queued run, once it is the last one of the thread, leaves the thread idle.
+        second = await _claim(conn)
+        assert second["run_id"] == queued["run_id"]
+        row = await q.fetchone(
+            conn, "finish_run_set_thread", **finish(OWNER, 1, run=queued["run_id"])
+        )
+        assert row is not None and row["thread_status"] == "idle"
         assert (await _thread(conn, tid))["status"] == "idle"
-
-
-async def _claim_none_or_run(conn: q.Conn) -> dict[str, Any] | None:
-    rows = await q.fetchall(conn, "claim_runs", limit=1, owner=OWNER, lease=30)
-    return dict(rows[0]) if rows else None
