@@ -100,6 +100,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--runs", type=int, default=20, help="runs per client and phase")
     args = parser.parse_args()
+    for name, value in (("--clients", args.clients), ("--runs", args.runs)):
+        if not 1 <= value <= 1000:
+            parser.error(f"{name} must be between 1 and 1000, got {value}")
     with berth_server(True) as target:
         env = process_env(target.processes["berth api"])
         with psycopg.connect(env["DATABASE_URI"], autocommit=True) as conn:

@@ -110,9 +110,7 @@ async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> di
                 run = await _enqueue(rt, conn, plan, assistant)
             if run is None and thread_id is not None:
                 # Not the common case: something to decide, under the thread's lock.
-                run, to_cancel = await _create_on_busy_thread(
-                    conn, body, thread_id, plan.strategy, plan.params(assistant)
-                )
+                run, to_cancel = await _create_on_busy_thread(conn, plan, thread_id, assistant)
             cached = assistant
     if run is None:
         raise HTTPException(
@@ -175,11 +173,12 @@ async def _enqueue(
 
 
 async def _create_on_busy_thread(
-    conn: q.Conn, body: _RunCreate, thread_id: str, strategy: str, run_params: dict[str, Any]
+    conn: q.Conn, plan: _Plan, thread_id: str, assistant: dict[str, Any]
 ) -> tuple[DictRow, list[str]]:
     """The general path: lock the thread, then create it (`if_not_exists`), refuse (`reject`),
     or cancel the runs in flight (`interrupt`, `rollback`) before inserting the run."""
-    tid = run_params["thread_id"]
+    body, strategy, tid = plan.body, plan.strategy, plan.thread_id
+    run_params = plan.params(assistant)
     async with conn.transaction():
         thread = await q.fetchone(conn, "lock_thread", thread_id=tid)
         if thread is None or thread["temporary"]:
