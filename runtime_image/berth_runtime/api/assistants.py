@@ -64,18 +64,31 @@ def _check_config_context(config: dict[str, Any] | None, context: dict[str, Any]
         raise HTTPException(400, "Cannot specify both configurable and context. Use context only.")
 
 
+def _mirror(
+    config: dict[str, Any] | None, context: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Keep an assistant's `configurable` and `context` the same, as the Agent Server does: a
+    graph with a context schema then sees settings given the pre-0.6 way, and vice versa."""
+    if config is not None and config.get("configurable") and not context:
+        return config, dict(config["configurable"])
+    if context:
+        return {**(config or {}), "configurable": dict(context)}, context
+    return config, context
+
+
 @router.post("/assistants")
 async def create_assistant(body: AssistantCreate, request: Request) -> Response:
     rt = rt_of(request)
-    _check_graph(rt, body.graph_id)
     _check_config_context(body.config, body.context)
+    _check_graph(rt, body.graph_id)
+    config, context = _mirror(body.config, body.context)
     fields = {
         "assistant_id": body.assistant_id or uuid.uuid4(),
         "graph_id": body.graph_id,
         "name": body.name or "Untitled",
         "description": body.description,
-        "config": body.config,
-        "context": body.context,
+        "config": config,
+        "context": context,
         "metadata": body.metadata,
     }
     value = {**fields, "if_exists": body.if_exists}
@@ -103,10 +116,11 @@ async def get_assistant(assistant_id: str, request: Request) -> Response:
 @router.patch("/assistants/{assistant_id}")
 async def patch_assistant(assistant_id: str, body: AssistantPatch, request: Request) -> Response:
     rt = rt_of(request)
+    _check_config_context(body.config, body.context)
     current = await assistant_for(request, assistant_id, "update")
     if body.graph_id is not None:
         _check_graph(rt, body.graph_id)
-    _check_config_context(body.config, body.context)
+    config, context = _mirror(body.config, body.context)
     aid = current["assistant_id"]
     async with rt.pool.connection() as conn, conn.transaction():
         locked = await q.fetchone(conn, "lock_assistant", assistant_id=aid)
@@ -121,8 +135,8 @@ async def patch_assistant(assistant_id: str, body: AssistantPatch, request: Requ
             "description": body.description
             if body.description is not None
             else locked["description"],
-            "config": body.config if body.config is not None else locked["config"],
-            "context": body.context if body.context is not None else locked["context"],
+            "config": config if config is not None else locked["config"],
+            "context": context if context is not None else locked["context"],
             "metadata": {**locked["metadata"], **(body.metadata or {})},
         }
         await q.execute(conn, "insert_assistant_version", version=version, **fields)
@@ -224,7 +238,7 @@ async def get_assistant_graph(
 ) -> Response:
     rt = rt_of(request)
     assistant = await assistant_for(request, assistant_id, "read")
-    graph = await rt.graphs.get(assistant["graph_id"], assistant["config"])
+    graph = await rt.graphs.get(assistant["graph_id"], assistant["config"], "assistants.read")
     drawable = await graph.aget_graph(xray=xray)
     return json_response(drawable.to_json())
 
@@ -233,7 +247,7 @@ async def get_assistant_graph(
 async def get_assistant_schemas(assistant_id: str, request: Request) -> Response:
     rt = rt_of(request)
     assistant = await assistant_for(request, assistant_id, "read")
-    graph = await rt.graphs.get(assistant["graph_id"], assistant["config"])
+    graph = await rt.graphs.get(assistant["graph_id"], assistant["config"], "assistants.read")
 
     def safe(fn: Any) -> Any:
         try:
@@ -272,7 +286,7 @@ async def _subgraphs(
 ) -> Response:
     rt = rt_of(request)
     assistant = await assistant_for(request, assistant_id, "read")
-    graph = await rt.graphs.get(assistant["graph_id"], assistant["config"])
+    graph = await rt.graphs.get(assistant["graph_id"], assistant["config"], "assistants.read")
     out: dict[str, Any] = {}
     async for ns, sub in graph.aget_subgraphs(namespace=namespace, recurse=recurse):
         out[ns] = {

@@ -69,7 +69,9 @@ def _any_of(schema: Any) -> Any:
 
 
 async def _input_schema(request: Request, assistant: dict[str, Any]) -> dict[str, Any]:
-    graph = await rt_of(request).graphs.get(assistant["graph_id"], assistant["config"])
+    graph = await rt_of(request).graphs.get(
+        assistant["graph_id"], assistant["config"], "assistants.read"
+    )
     try:
         schema = _any_of(to_jsonable(graph.get_input_jsonschema()))
     except Exception:

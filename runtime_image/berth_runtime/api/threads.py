@@ -105,7 +105,7 @@ async def _apply_supersteps(
 ) -> None:
     if not graph_id:
         raise HTTPException(400, "supersteps need graph_id")
-    graph = await rt.graphs.get(graph_id, {})
+    graph = await rt.graphs.get(graph_id, {}, "threads.update")
     config: dict[str, Any] = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
     for step in supersteps:
         for update in step.get("updates", []):
@@ -339,7 +339,7 @@ async def update_state(thread_id: str, body: ThreadStateUpdate, request: Request
         raise HTTPException(409, f"Thread {tid} is busy: a run is pending or running")
     config = _checkpoint_config(tid, body.checkpoint, body.checkpoint_id)
     try:
-        graph = await rt.graphs.get(graph_id, config)
+        graph = await rt.graphs.get(graph_id, config, "threads.update")
     except GraphNotFound:
         raise HTTPException(404, f"Graph '{graph_id}' not found") from None
     try:

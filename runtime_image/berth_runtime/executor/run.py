@@ -85,6 +85,33 @@ def run_config(run: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def schema_context(
+    graph: Any, context: dict[str, Any], config: dict[str, Any], provided: bool
+) -> dict[str, Any]:
+    """The run's context cut to the fields of the graph's context schema, as the Agent Server
+    does: a dataclass schema is then built from it (defaults fill the rest), so a
+    template-style graph reading `runtime.context.model` works with an empty context.
+    A key the schema drops also leaves `configurable` when the caller sent the context
+    (it was mirrored there), unless the run set it there to something else."""
+    if not context:
+        return context
+    try:
+        schema = graph.get_context_jsonschema()
+    except Exception as e:  # a schema LangGraph cannot render: pass everything, as upstream
+        log.debug("context schema of %s: %r", type(graph).__name__, e)
+        return context
+    props = (schema or {}).get("properties") or {}
+    if not props:
+        return context
+    kept = {k: v for k, v in context.items() if k in props}
+    if provided:
+        conf = config.get("configurable") or {}
+        for key in context.keys() - kept.keys():
+            if key in conf and conf[key] == context[key]:
+                conf.pop(key)
+    return kept
+
+
 def thread_config(thread_id: str) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
 
@@ -169,43 +196,48 @@ async def execute_run(
         "interrupt_before": kwargs.get("interrupt_before"),
         "interrupt_after": kwargs.get("interrupt_after"),
     }
-    if kwargs.get("context") is not None:
-        stream_kwargs["context"] = kwargs["context"]
     if kwargs.get("durability"):
         stream_kwargs["durability"] = kwargs["durability"]
 
     error: dict[str, Any] | None = None
     status = "success"
     last_checkpoint: dict[str, Any] | None = None
+
+    async def forward(chunk: Any) -> None:
+        nonlocal last_checkpoint
+        ns, mode, data = chunk if subgraphs else ((), *chunk)
+        if mode == "checkpoints" and not ns:
+            last_checkpoint = data
+        if mode not in wanted_modes:
+            return
+        if mode == "messages":
+            for name, payload in messages.events(tuple(ns), data):
+                await emit(name, payload)
+        else:
+            await emit(event_name(mode, ns), data)
+
+    context: dict[str, Any] = dict(kwargs.get("context") or {})
     try:
-        graph = await rt.graphs.get(graph_id, config)
-
-        async def forward(chunk: Any) -> None:
-            nonlocal last_checkpoint
-            ns, mode, data = chunk if subgraphs else ((), *chunk)
-            if mode == "checkpoints" and not ns:
-                last_checkpoint = data
-            if mode not in wanted_modes:
-                return
-            if mode == "messages":
-                for name, payload in messages.events(tuple(ns), data):
-                    await emit(name, payload)
-            else:
-                await emit(event_name(mode, ns), data)
-
-        async with asyncio.timeout(rt.settings.bg_job_timeout_secs):
-            if with_events:
-                # astream_events wraps the same stream: the root graph's `on_chain_stream`
-                # events carry what astream would have yielded.
-                async for ev in graph.astream_events(
-                    graph_input, config, version="v2", **stream_kwargs
-                ):
-                    if ev.get("event") == "on_chain_stream" and not ev.get("parent_ids"):
-                        await forward(ev["data"]["chunk"])
-                    await emit("events", ev)
-            else:
-                async for chunk in graph.astream(graph_input, config, **stream_kwargs):
-                    await forward(chunk)
+        # A factory that is an async context manager stays open for the whole run.
+        async with rt.graphs.open(
+            graph_id, config, access="threads.create_run", context=context
+        ) as graph:
+            stream_kwargs["context"] = schema_context(
+                graph, context, config, bool(kwargs.get("context_provided"))
+            )
+            async with asyncio.timeout(rt.settings.bg_job_timeout_secs):
+                if with_events:
+                    # astream_events wraps the same stream: the root graph's `on_chain_stream`
+                    # events carry what astream would have yielded.
+                    async for ev in graph.astream_events(
+                        graph_input, config, version="v2", **stream_kwargs
+                    ):
+                        if ev.get("event") == "on_chain_stream" and not ev.get("parent_ids"):
+                            await forward(ev["data"]["chunk"])
+                        await emit("events", ev)
+                else:
+                    async for chunk in graph.astream(graph_input, config, **stream_kwargs):
+                        await forward(chunk)
     except TimeoutError:
         status = "timeout"
         error = {

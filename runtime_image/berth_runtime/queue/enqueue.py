@@ -39,8 +39,24 @@ def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, An
     return out
 
 
+def run_context(
+    body: _RunCreate, assistant: dict[str, Any], config: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's context as the Agent Server builds it: the assistant's context overlaid with
+    the run's, where a run without a context lends its `configurable` (the pre-0.6 style)
+    and a run with one mirrors it into `configurable` (nodes reading either see the same).
+    Always a dict, so a graph's `context_schema` is built from its defaults when empty."""
+    own = dict(body.context or {})
+    if own:
+        config.setdefault("configurable", {}).update(own)
+    else:
+        own = dict((body.config or {}).get("configurable") or {})
+    return {**(assistant.get("context") or {}), **own}
+
+
 def run_kwargs(body: _RunCreate, assistant: dict[str, Any], stateless: bool) -> dict[str, Any]:
     config = merge_config(assistant.get("config") or {}, body.config)
+    context = run_context(body, assistant, config)
     if isinstance(body, RunCreateStateful):
         conf = config.setdefault("configurable", {})
         if body.checkpoint is not None:
@@ -50,7 +66,6 @@ def run_kwargs(body: _RunCreate, assistant: dict[str, Any], stateless: bool) -> 
                     conf[key] = value
         if body.checkpoint_id:
             conf["checkpoint_id"] = body.checkpoint_id
-    context = {**(assistant.get("context") or {}), **(body.context or {})}
     durability = body.durability
     if durability is None and body.checkpoint_during is not None:
         durability = "async" if body.checkpoint_during else "exit"
@@ -58,7 +73,10 @@ def run_kwargs(body: _RunCreate, assistant: dict[str, Any], stateless: bool) -> 
         "input": body.input,
         "command": body.command.model_dump(exclude_unset=True) if body.command else None,
         "config": config,
-        "context": context or None,
+        "context": context,
+        # Keys the graph's context schema drops leave `configurable` too, but only when the
+        # caller sent a context (see executor.run.schema_context).
+        "context_provided": bool(body.context),
         "stream_mode": body.stream_modes(),
         "subgraphs": body.stream_subgraphs,
         "resumable": body.stream_resumable,
