@@ -275,6 +275,9 @@ class Settings:
     poll_seconds: float = 1.0
     stream_ttl_seconds: int = 120
     sse_heartbeat_seconds: float = 5.0
+    # Whitespace before the JSON body of /wait and /join while the run goes (proxies cut
+    # idle connections); 5 s like the Agent Server.
+    wait_heartbeat_seconds: float = 5.0
     pool_max_size: int = 20
     cron_interval_seconds: float = 5.0
     db_wait_seconds: float = 60.0
@@ -316,6 +319,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         poll_seconds=_env_num(env, "BERTH_POLL_SECONDS", 1.0, 0.01),
         stream_ttl_seconds=int(_env_num(env, "RESUMABLE_STREAM_TTL_SECONDS", 120, 1)),
         sse_heartbeat_seconds=_env_num(env, "BERTH_SSE_HEARTBEAT_SECONDS", 5.0, 0.1),
+        wait_heartbeat_seconds=_env_num(env, "BERTH_WAIT_HEARTBEAT_SECONDS", 5.0, 0.1),
         pool_max_size=int(_env_num(env, "LANGGRAPH_POSTGRES_POOL_MAX_SIZE", 20, 2)),
         cron_interval_seconds=_env_num(env, "CRON_SCHEDULER_SLEEP_TIME", 5.0, 0.05),
         db_wait_seconds=_env_num(env, "BERTH_DB_WAIT_SECONDS", 60.0),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from berth_runtime.api.common import json_response, paging_headers, parse_uuid, row_json, rt_of
 from berth_runtime.auth.authorize import authorize, visible
@@ -25,7 +27,6 @@ from berth_runtime.queue.cancel import cancel_run as _cancel
 from berth_runtime.queue.enqueue import create_run
 from berth_runtime.serde import dumps_bytes
 from berth_runtime.streams.reader import (
-    check_stream_id,
     run_events,
     sse_response,
     wait_until_done,
@@ -118,6 +119,51 @@ class _NewRunStream:
         )
 
 
+def keep_alive_json(
+    rt: Runtime,
+    result: Callable[[], Awaitable[Any]],
+    headers: dict[str, str],
+    on_abandon: Callable[[], Awaitable[None]] | None = None,
+) -> StreamingResponse:
+    """A JSON answer that may take long (a run's final values): a newline every
+    `wait_heartbeat_seconds` while `result` runs, then the JSON. Proxies and load balancers
+    then see a live connection, and JSON parsers skip the leading whitespace. If the client
+    leaves first, `on_abandon` runs (`on_disconnect=cancel`)."""
+
+    async def body() -> AsyncIterator[bytes]:
+        task = asyncio.ensure_future(result())
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=rt.settings.wait_heartbeat_seconds)
+                if done:
+                    break
+                yield b"\n"
+            yield dumps_bytes(task.result())
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                if on_abandon is not None:
+                    await on_abandon()
+
+    return StreamingResponse(body(), media_type="application/json", headers=headers)
+
+
+def _wait_response(rt: Runtime, run: dict[str, Any], body: _RunCreate) -> StreamingResponse:
+    """/wait: the run's final values, kept alive while it runs."""
+
+    async def final_values() -> Any:
+        final = await wait_until_done(rt, str(run["run_id"]), result_only=True)
+        return (final or {}).get("result") or {}
+
+    async def cancel() -> None:
+        if body.on_disconnect == "cancel":
+            await _cancel(rt, run, "interrupt")
+
+    return keep_alive_json(rt, final_values, _locations(run, "join"), cancel)
+
+
 @router.post("/threads/{thread_id}/runs")
 async def create_background_run(
     thread_id: str, body: RunCreateStateful, request: Request
@@ -140,8 +186,7 @@ async def create_stream_run(thread_id: str, body: RunCreateStateful, request: Re
 async def create_wait_run(thread_id: str, body: RunCreateStateful, request: Request) -> Response:
     rt = rt_of(request)
     run = await _create(request, body, thread_id)
-    final = await wait_until_done(rt, str(run["run_id"]), result_only=True)
-    return json_response((final or {}).get("result") or {}, headers=_locations(run, "join"))
+    return _wait_response(rt, run, body)
 
 
 @router.get("/threads/{thread_id}/runs")
@@ -190,10 +235,15 @@ async def delete_run(thread_id: str, run_id: str, request: Request) -> Response:
 async def join_run(thread_id: str, run_id: str, request: Request) -> Response:
     rt = rt_of(request)
     run = await _get_run(rt, thread_id, run_id, request, "read")
+    headers = _locations(run, "join")
     if run["status"] in TERMINAL:
-        return json_response(run["result"] or {})
-    final = await wait_until_done(rt, str(run["run_id"]), result_only=True)
-    return json_response((final or {}).get("result") or {})
+        return json_response(run["result"] or {}, headers=headers)
+
+    async def final_values() -> Any:
+        final = await wait_until_done(rt, str(run["run_id"]), result_only=True)
+        return (final or {}).get("result") or {}
+
+    return keep_alive_json(rt, final_values, headers)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
@@ -207,7 +257,6 @@ async def join_run_stream(
     rt = rt_of(request)
     run = await _get_run(rt, thread_id, run_id, request, "read")
     modes = [m for m in stream_mode or [] if m] or None
-    check_stream_id(last_event_id)
     return sse_response(
         rt, run_events(rt, str(run["run_id"]), last_event_id, modes), _locations(run, "stream")
     )
@@ -255,8 +304,7 @@ async def stream_stateless_run(body: RunCreateStateless, request: Request) -> Re
 async def wait_stateless_run(body: RunCreateStateless, request: Request) -> Response:
     rt = rt_of(request)
     run = await _create(request, body, None)
-    final = await wait_until_done(rt, str(run["run_id"]), result_only=True)
-    return json_response((final or {}).get("result") or {}, headers=_locations(run, "join"))
+    return _wait_response(rt, run, body)
 
 
 @router.post("/runs/batch")

@@ -21,6 +21,7 @@ from berth_runtime.context import Runtime
 from berth_runtime.db import q
 from berth_runtime.serde import dumps_bytes
 from berth_runtime.streams.reader import (
+    FOREIGN,
     FROM_START,
     check_stream_id,
     run_event_items,
@@ -34,15 +35,49 @@ THREAD_MODES = frozenset({"run_modes", "lifecycle", "state_update"})
 LIFECYCLE = frozenset({"metadata", "end", "error"})
 
 
-def parse_thread_event_id(value: str | None) -> tuple[uuid.UUID, str] | None:
+def parse_thread_event_id(value: str | None) -> tuple[uuid.UUID | None, str] | None:
     """Where to resume: None (also for `-1`, what the JS SDK sends to replay from the start)
-    follows the active run from its first event, then the runs after it."""
+    follows the active run from its first event, then the runs after it. `<run_id>/<stream
+    id>` (the ids this stream sends) resumes inside that run; a bare Redis stream id (the
+    Agent Server's own form) resumes the active run after it (stream ids are times, so they
+    order across runs). Anything else is a 422, as the Agent Server answers."""
     if value is None or value == FROM_START:
         return None
+    if check_stream_id(value) == value:
+        return None, value
     run_part, sep, stream_part = value.partition("/")
-    if not sep:
+    stream_id = check_stream_id(stream_part)
+    if not sep or stream_id in (None, FOREIGN):
         raise HTTPException(422, f"Last-Event-ID {value!r} is not an event id of this stream")
-    return parse_uuid(run_part, "Last-Event-ID run id"), check_stream_id(stream_part) or ""
+    return parse_uuid(run_part, "Last-Event-ID run id"), stream_id or ""
+
+
+async def _resume_in_thread(
+    rt: Runtime, thread_id: uuid.UUID, resume: tuple[uuid.UUID | None, str] | None
+) -> tuple[uuid.UUID | None, str] | None:
+    """An id of a run of another thread (or of a run gone since) is not this stream's: follow
+    the thread as a new client would, rather than fail the client mid-stream."""
+    if resume is None or resume[0] is None:
+        return resume
+    async with rt.pool.connection() as conn:
+        row = await q.fetchone(conn, "get_run", run_id=resume[0], thread_id=thread_id)
+    return resume if row is not None else None
+
+
+RUNS_SINCE = """
+SELECT min(created_at) - interval '1 microsecond' AS before FROM run
+WHERE thread_id = %(tid)s
+  AND (ended_at IS NULL OR ended_at >= to_timestamp(%(ms)s::float8 / 1000))
+"""
+
+
+async def _runs_since(rt: Runtime, thread_id: uuid.UUID, ms: int) -> datetime:
+    """Just before the first run of the thread that may have events after `ms`."""
+    async with rt.pool.connection() as conn:
+        cur = await conn.execute(RUNS_SINCE, {"tid": thread_id, "ms": ms})
+        row = await cur.fetchone()
+    before = row["before"] if row else None
+    return before if before is not None else datetime.now(UTC)
 
 
 async def _next_run(rt: Runtime, thread_id: uuid.UUID, after: datetime | None) -> Any:
@@ -81,21 +116,25 @@ class _StateWatch:
 async def thread_events(
     rt: Runtime,
     thread_id: uuid.UUID,
-    resume: tuple[uuid.UUID, str] | None,
+    resume: tuple[uuid.UUID | None, str] | None,
     modes: set[str],
     watch: _StateWatch | None = None,
 ) -> AsyncIterator[bytes]:
     run_id: uuid.UUID | None = None
     cursor: str | None = None
+    floor: str | None = None  # a bare stream id resumes every run after it
     after: datetime | None = None
     start = datetime.now(UTC)
-    if resume is not None:
+    if resume is not None and resume[0] is not None:
         run_id, cursor = resume
         async with rt.pool.connection() as conn:
             row = await q.fetchone(conn, "get_run", run_id=run_id, thread_id=thread_id)
-        if row is None:
-            raise HTTPException(404, f"Run {run_id} not found in thread {thread_id}")
-        after = row["created_at"]
+        after = row["created_at"] if row is not None else start
+    elif resume is not None:
+        # A bare stream id: every event after it, in each run of the thread that may have
+        # one (still going, or ended after that time), then the runs to come.
+        floor = resume[1]
+        after = await _runs_since(rt, thread_id, int(floor.partition("-")[0]))
     else:
         async with rt.pool.connection() as conn:
             now = await q.fetchone(conn, "clock")
@@ -116,7 +155,7 @@ async def thread_events(
             if "lifecycle" in modes:
                 meta = dumps_bytes({"run_id": str(run_id), "status": row["status"]})
                 yield format_sse("metadata", meta)
-        async for event, data, eid in run_event_items(rt, str(run_id), cursor):
+        async for event, data, eid in run_event_items(rt, str(run_id), cursor or floor):
             lifecycle = event.split("|", 1)[0] in LIFECYCLE
             if ("run_modes" in modes and not lifecycle) or ("lifecycle" in modes and lifecycle):
                 yield format_sse(event, data, f"{run_id}/{eid}" if eid else None)
@@ -137,7 +176,7 @@ async def join_thread_stream(
     unknown = modes - THREAD_MODES
     if unknown:
         raise HTTPException(422, f"unknown thread stream modes {sorted(unknown)}")
-    resume = parse_thread_event_id(last_event_id)
+    resume = await _resume_in_thread(rt, row["thread_id"], parse_thread_event_id(last_event_id))
     watch: _StateWatch | None = None
     if "state_update" in modes:
         # The state as of now is the baseline; taken before the response starts, so a client

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from fastapi import HTTPException
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from berth_runtime.context import Runtime
@@ -32,12 +31,19 @@ STREAM_ID = re.compile(r"\d+-\d+")
 FROM_START = "-1"
 
 
+# Stands for a Last-Event-ID that names no event of this stream (another stream's id, a
+# client's own counter): the client has seen none of ours, but wants what comes next.
+FOREIGN = "foreign"
+
+
 def check_stream_id(value: str | None) -> str | None:
-    """The Redis stream id to resume after (None: from the start); 422 for anything else."""
+    """Where to resume a run's stream: None from the start (also `-1`), a Redis stream id
+    after that event, FOREIGN for anything else. Like the Agent Server, an id that is not of
+    this stream is no error: what is buffered is skipped and the stream goes on from there."""
     if value is None or value == FROM_START:
         return None
     if not STREAM_ID.fullmatch(value):
-        raise HTTPException(422, f"Last-Event-ID {value!r} is not an event id of this stream")
+        return FOREIGN
     return value
 
 
@@ -50,7 +56,11 @@ async def run_event_items(
     (Redis down, or the stream expired), the final values come from the run row instead.
     The run's result entry (RESULT_EVENT) is only passed on `with_result`.
     """
-    cursor = last_event_id if last_event_id and last_event_id != FROM_START else "0-0"
+    last_event_id = check_stream_id(last_event_id)
+    if last_event_id == FOREIGN:
+        newest = await rt.bus.last_event(run_id)
+        last_event_id = newest[0] if newest is not None else None
+    cursor = last_event_id or "0-0"
     poll = min(rt.settings.poll_seconds, 0.5)
     saw_any = False
     while True:
