@@ -172,6 +172,68 @@ def _convert(base: str, data: Any, messages: _Messages) -> list[tuple[str, Any]]
     return []
 
 
+class _Subgraphs:
+    """Lifecycle of subgraphs, inferred from the run's `tasks` events as LangGraph's own
+    LifecycleTransformer does: `started` at the first task event on a child namespace
+    (`node:task_id`), then `completed`/`failed`/`interrupted` when the parent's task with that
+    id reports its result; still open at the run's end: closed with the run's outcome."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, ...]] = set()
+        self.open: dict[tuple[str, ...], str] = {}
+
+    def on_tasks(self, ns: list[str], data: Any) -> list[tuple[list[str], dict[str, Any]]]:
+        if not isinstance(data, dict):
+            return []
+        key = tuple(ns)
+        if "result" in data:
+            out = []
+            for child, task_id in list(self.open.items()):
+                if child[:-1] == key and task_id == data.get("id"):
+                    del self.open[child]
+                    if data.get("interrupts"):
+                        out.append(self._event(child, "interrupted"))
+                    elif data.get("error"):
+                        out.append(self._event(child, "failed", str(data["error"])))
+                    else:
+                        out.append(self._event(child, "completed"))
+            return out
+        if not key or key in self.seen:
+            return []
+        self.seen.add(key)
+        name, sep, task_id = ns[-1].partition(":")
+        if not sep:
+            return []  # no task id: nothing would close it
+        self.open[key] = task_id
+        payload: dict[str, Any] = {"event": "started", "namespace": list(ns)}
+        graph_name = (data.get("metadata") or {}).get("lc_agent_name") or name
+        if graph_name:
+            payload["graph_name"] = graph_name
+        payload["trigger_call_id"] = task_id
+        return [(list(ns), payload)]
+
+    def close_all(self, status: str, error: Any) -> list[tuple[list[str], dict[str, Any]]]:
+        if status == "success":
+            event, message = "completed", None
+        elif status == "interrupted":
+            event, message = "interrupted", None
+        else:
+            event = "failed"
+            message = (error.get("message") if isinstance(error, dict) else None) or status
+        out = [self._event(ns, event, message) for ns in self.open]
+        self.open.clear()
+        return out
+
+    @staticmethod
+    def _event(
+        ns: tuple[str, ...], event: str, error: str | None = None
+    ) -> tuple[list[str], dict[str, Any]]:
+        payload: dict[str, Any] = {"event": event, "namespace": list(ns)}
+        if error is not None:
+            payload["error"] = error
+        return list(ns), payload
+
+
 async def _end_events(rt: Runtime, run_id: str, status: str, error: Any) -> list[tuple[str, Any]]:
     row = await run_by_id(rt, uuid.UUID(run_id))
     result = (row or {}).get("result") or {}
@@ -262,6 +324,7 @@ class V2Stream:
         if frame:
             yield frame
         messages = _Messages()
+        subgraphs = _Subgraphs()
         error: Any = None
         seq = start_seq
         async for event, raw, eid in run_event_items(self.rt, run_id, None):
@@ -272,15 +335,28 @@ class V2Stream:
                 continue
             if base == "end":
                 status = (loads(raw) or {}).get("status", "success")
-                tail = [("messages", ev) for ev in messages.finish_all()]
-                tail += await _end_events(self.rt, run_id, status, error)
-                for i, (method, data) in enumerate(tail):
-                    frame = self._frame(run_id, f"{eid or seq}/{i}", seq, method, [], data)
+                tail: list[tuple[str, list[str], Any]] = [
+                    ("lifecycle", child, data) for child, data in subgraphs.close_all(status, error)
+                ]
+                tail += [("messages", [], ev) for ev in messages.finish_all()]
+                tail += [
+                    (method, [], data)
+                    for method, data in await _end_events(self.rt, run_id, status, error)
+                ]
+                for i, (method, where, data) in enumerate(tail):
+                    frame = self._frame(run_id, f"{eid or seq}/{i}", seq, method, where, data)
                     if frame:
                         yield frame
                 return
-            for i, (method, data) in enumerate(_convert(base, loads(raw), messages)):
-                frame = self._frame(run_id, f"{eid or seq}/{i}", seq, method, list(ns), data)
+            payload = loads(raw)
+            out: list[tuple[str, list[str], Any]] = []
+            if base == "tasks":
+                out += [
+                    ("lifecycle", child, data) for child, data in subgraphs.on_tasks(ns, payload)
+                ]
+            out += [(method, list(ns), data) for method, data in _convert(base, payload, messages)]
+            for i, (method, where, data) in enumerate(out):
+                frame = self._frame(run_id, f"{eid or seq}/{i}", seq, method, where, data)
                 if frame:
                     yield frame
 
