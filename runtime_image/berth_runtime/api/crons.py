@@ -29,6 +29,7 @@ from berth_runtime.crons.schedule import ScheduleError, check_schedule
 from berth_runtime.crons.scheduler import following
 from berth_runtime.db import q
 from berth_runtime.models import CronCount, CronCreate, CronPatch, CronSearch
+from berth_runtime.webhooks.policy import check_url
 
 router = APIRouter(tags=["crons"])
 
@@ -46,6 +47,21 @@ def _check(schedule: str, timezone: str | None) -> None:
         raise HTTPException(422, str(e)) from None
 
 
+def _check_fields(request: Request, body: CronCreate) -> None:
+    """What is wrong with a new cron itself, answered before its assistant or thread is looked
+    up, as the Agent Server orders it: a bad schedule or timezone, a webhook the policy
+    refuses. (`configurable` with `context` is, there too, only checked after the lookup.)"""
+    _check(body.schedule, body.timezone)
+    _check_webhook(request, body.webhook)
+
+
+def _check_webhook(request: Request, webhook: str | None) -> None:
+    if webhook is not None:
+        reason = check_url(webhook, rt_of(request).config.webhooks)
+        if reason is not None:
+            raise HTTPException(422, reason)
+
+
 def _check_payload(cron: dict[str, Any]) -> None:
     """The stored payload must make a valid run request, or every fire would fail."""
     try:
@@ -56,7 +72,7 @@ def _check_payload(cron: dict[str, Any]) -> None:
 
 async def _create(request: Request, body: CronCreate, thread_id: uuid.UUID | None) -> Response:
     rt = rt_of(request)
-    _check(body.schedule, body.timezone)
+    _check_fields(request, body)
     assistant = await resolve_assistant(rt, body.assistant_id)
     payload = payload_of(body.model_dump())
     payload["assistant_id"] = str(assistant["assistant_id"])
@@ -96,6 +112,7 @@ async def create_cron(body: CronCreate, request: Request) -> Response:
 
 @router.post("/threads/{thread_id}/runs/crons")
 async def create_thread_cron(thread_id: str, body: CronCreate, request: Request) -> Response:
+    _check_fields(request, body)
     thread = await get_thread_row(rt_of(request), thread_id, request, "read")
     return await _create(request, body, thread["thread_id"])
 
@@ -131,6 +148,7 @@ async def get_cron(cron_id: str, request: Request) -> Response:
 @router.patch("/runs/crons/{cron_id}")
 async def patch_cron(cron_id: str, body: CronPatch, request: Request) -> Response:
     rt = rt_of(request)
+    _check_webhook(request, body.webhook)  # before the lookup; the schedule after it
     cron = await _get(request, cron_id, "update")
     _not_owned(cron)
     fields = body.model_dump(exclude_unset=True)
