@@ -21,7 +21,7 @@ import operator
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -39,13 +39,31 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool, ToolException, tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer, interrupt
 
 SYSTEM_PROMPT = (
-    "You are the support assistant of a small coffee-equipment shop. Use lookup_order to "
+    "You are the support assistant of {shop_name}. Use lookup_order to "
     "read an order, calculator for arithmetic, and issue_refund to refund an order in full "
     "(a human approves every refund before it happens). Answer briefly, using tool results."
 )
+
+
+@dataclass(kw_only=True)
+class Context:
+    """Per-run settings, written the way LangGraph's templates write them: defaults here,
+    overridable from the environment (``SYSTEM_PROMPT``, ``SHOP_NAME``), and per assistant or
+    per run with ``context={...}``. The server builds it from the assistant's context merged
+    with the run's; with neither, from these defaults."""
+
+    system_prompt: str = field(default=SYSTEM_PROMPT)
+    shop_name: str = field(default="a small coffee-equipment shop")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.init and getattr(self, f.name) == f.default:
+                setattr(self, f.name, os.environ.get(f.name.upper(), f.default))
+
 
 # ---------------------------------------------------------------------------------------
 # The shop's data and the tools that act on it
@@ -433,9 +451,12 @@ def build_graph(
     by_name = {t.name: t for t in tools}
     llm = (model if model is not None else load_model()).bind_tools(tools)
 
-    def agent(state: MessagesState) -> dict[str, list[BaseMessage]]:
+    def agent(state: MessagesState, runtime: Runtime[Context]) -> dict[str, list[BaseMessage]]:
         """Ask the model for the next step: a tool call or the answer."""
-        reply = llm.invoke([SystemMessage(SYSTEM_PROMPT), *state.get("messages", [])])
+        # Invoked without a server (tests, scripts) there may be no context at all.
+        ctx = runtime.context if runtime.context is not None else Context()
+        prompt = ctx.system_prompt.format(shop_name=ctx.shop_name)
+        reply = llm.invoke([SystemMessage(prompt), *state.get("messages", [])])
         return {"messages": [reply]}
 
     def review(state: MessagesState) -> dict[str, list[BaseMessage]]:
@@ -478,7 +499,7 @@ def build_graph(
                 )
         return {"messages": results}
 
-    builder = StateGraph(MessagesState)
+    builder = StateGraph(MessagesState, context_schema=Context)
     builder.add_node("agent", agent)
     builder.add_node("review", review)
     builder.add_node("tools", run_tools)
