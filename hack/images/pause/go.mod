@@ -1,0 +1,3 @@
+module github.com/berth-dev/berth/hack/images/pause
+
+go 1.26
