@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "operator"))
 
 from berth_operator.api.agentdeployment import parse_spec  # noqa: E402
 from berth_operator.render.desired import Observed, render  # noqa: E402
+from berth_operator.render.images import ImageDefaults  # noqa: E402
 from berth_operator.render.meta import Subject  # noqa: E402
 
 from tests.support import controlplane  # noqa: E402
@@ -117,7 +118,8 @@ def direct_children(ns: str) -> list[dict[str, Any]]:
     docs = []
     for i in range(N):
         subject = Subject(name=f"a{i:04d}", namespace=ns, uid=f"uid-{i}")
-        desired = render(subject, spec, Observed(postgres_secret=secrets, redis_secret=secrets), {})
+        observed = Observed(postgres_secret=secrets, redis_secret=secrets)
+        desired = render(subject, spec, observed, {}, ImageDefaults())
         for obj in desired.objects:
             obj["metadata"].pop("ownerReferences", None)  # no owner here: GC would delete them
             docs.append(obj)

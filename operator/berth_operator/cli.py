@@ -8,6 +8,7 @@ import random
 import sys
 
 from berth_operator.handlers.options import Options
+from berth_operator.render import images
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +41,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resync-seconds", type=float, default=60.0, help="periodic full reconcile")
     run.add_argument("--workers", type=int, default=16, help="concurrent reconcile passes")
     run.add_argument("--peering-lifetime", type=int, default=60, help=argparse.SUPPRESS)
+    defaults = run.add_argument_group(
+        "image defaults", "used where a spec names no image (the chart sets them from its values)"
+    )
+    for flag, default, what in (
+        ("--runtime-image", images.RUNTIME_IMAGE, "AgentDeployment spec.image"),
+        ("--postgres-image", images.POSTGRES_IMAGE, "spec.postgres.bundled.image"),
+        ("--redis-image", images.REDIS_IMAGE, "spec.redis.bundled.image"),
+        ("--sandbox-agent-image", images.SANDBOX_AGENT_IMAGE, "SandboxPool authProxy.image"),
+        ("--netinit-image", images.NETINIT_IMAGE, "SandboxPool authProxy.netinitImage"),
+    ):
+        defaults.add_argument(flag, default=default, metavar="IMAGE", help=f"{what} ({default})")
+    defaults.add_argument(
+        "--image-pull-policy",
+        choices=["Always", "IfNotPresent", "Never"],
+        default=images.PULL_POLICY,
+        help=f"for containers whose spec sets none ({images.PULL_POLICY})",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     return parser
@@ -59,6 +77,14 @@ def options_from(args: argparse.Namespace) -> Options:
         resync_seconds=args.resync_seconds,
         workers=args.workers,
         peering_lifetime=args.peering_lifetime,
+        images=images.ImageDefaults(
+            runtime=args.runtime_image,
+            sandbox_agent=args.sandbox_agent_image,
+            netinit=args.netinit_image,
+            postgres=args.postgres_image,
+            redis=args.redis_image,
+            pull_policy=args.image_pull_policy,
+        ),
     )
 
 
@@ -76,10 +102,11 @@ def run(options: Options, *, verbose: bool = False, quiet: bool = False) -> None
     Operator(options).register(registry)
     Sandboxes(options).register(registry)
     logging.getLogger("berth").info(
-        "berth-operator: %s, peering %s priority %d",
+        "berth-operator: %s, peering %s priority %d, image defaults %s",
         "all namespaces" if options.all_namespaces else f"namespaces {list(options.namespaces)}",
         "off" if options.standalone else repr(options.peering_name),
         options.priority,
+        options.images,
     )
     kopf.run(
         registry=registry,

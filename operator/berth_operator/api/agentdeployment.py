@@ -1,7 +1,9 @@
 """`AgentDeployment`: one LangGraph agent server (API + workers) with its Postgres and Redis.
 
 Defaults live here and are emitted into the CRD schema, so the API server fills
-them in; the operator never writes a user's spec. Cross-field rules are CEL
+them in; the operator never writes a user's spec. Images are the exception: they have
+no schema default, because the operator's configuration (a chart value) decides them;
+the render fills an unset image from ``render.images.ImageDefaults``. Cross-field rules are CEL
 (`x-kubernetes-validations`) checked at admission, mirrored by pydantic
 validators so the operator refuses the same objects if an old CRD let them in.
 """
@@ -31,8 +33,6 @@ SINGULAR = "agentdeployment"
 SHORT_NAMES = ["agd"]
 
 DEFAULT_PORT = 8000
-DEFAULT_POSTGRES_IMAGE = "postgres:16"
-DEFAULT_REDIS_IMAGE = "redis:7"
 RESERVED_ENV = ("DATABASE_URI", "REDIS_URI", "PORT", "N_JOBS_PER_WORKER")
 MAX_NAME_LENGTH = 40
 """Children append suffixes such as ``-postgres-data``; Services need DNS-1035 labels."""
@@ -180,7 +180,11 @@ class StorageSpec(BerthModel):
 class BundledPostgres(BerthModel):
     """A single in-cluster Postgres (dev and evaluation; use `external` in production)."""
 
-    image: str = Field(default=DEFAULT_POSTGRES_IMAGE, min_length=1)
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Default: the operator's configured Postgres image (postgres:16).",
+    )
     storage: StorageSpec = Field(default_factory=StorageSpec, json_schema_extra=EMPTY_DEFAULT)
     resources: ResourceRequirements | None = None
 
@@ -188,7 +192,11 @@ class BundledPostgres(BerthModel):
 class BundledRedis(BerthModel):
     """A single in-cluster Redis without persistence (Redis holds no source of truth)."""
 
-    image: str = Field(default=DEFAULT_REDIS_IMAGE, min_length=1)
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Default: the operator's configured Redis image (redis:7).",
+    )
     resources: ResourceRequirements | None = None
 
 
@@ -310,8 +318,16 @@ class AgentDeploymentSpec(BerthModel):
         ),
     )
 
-    image: str = Field(min_length=1, description="The runtime image (berth-runtime + your graphs).")
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The runtime image (berth-runtime + your graphs). Default: the operator's "
+        "configured berth-runtime image, which holds the example agent.",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None,
+        description="Default: the operator's configured policy (IfNotPresent).",
+    )
     graphs: GraphsSpec
     env: list[EnvVar] | None = None
     env_from: list[EnvFromSource] | None = None

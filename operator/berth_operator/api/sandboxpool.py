@@ -35,10 +35,6 @@ SHORT_NAMES = ["sbp"]
 MAX_NAME_LENGTH = 50
 """Pods are named ``<pool>-<suffix>`` and must stay DNS-1123 labels (hostnames)."""
 
-DEFAULT_AGENT_IMAGE = "ghcr.io/berth-dev/berth-sandbox-agent:0.1.0"
-# The egress-init container shells out to iptables, which the static agent image lacks:
-# auth_proxy/Dockerfile's `netinit` target (Debian slim + iptables + the same binaries).
-DEFAULT_NETINIT_IMAGE = "ghcr.io/berth-dev/berth-sandbox-netinit:0.1.0"
 DEFAULT_GRACE_SECONDS = 300
 
 EMPTY_DEFAULT: dict[str, Any] = {"default": {}}
@@ -621,15 +617,25 @@ class AuthProxySpec(BerthModel):
         ),
     )
 
-    image: str = Field(default=DEFAULT_AGENT_IMAGE, min_length=1, max_length=1024)
-    netinit_image: str = Field(
-        default=DEFAULT_NETINIT_IMAGE,
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Image of the proxy and the executor. Default: the operator's configured "
+        "berth-sandbox-agent image.",
+    )
+    netinit_image: str | None = Field(
+        default=None,
         min_length=1,
         max_length=1024,
         description="Image of the egress-init container (Transparent mode): berth-netinit "
-        "plus iptables.",
+        "plus iptables. Default: the operator's configured berth-sandbox-netinit image.",
     )
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = Field(
+        default=None,
+        description="For the proxy and init containers. Default: the operator's configured "
+        "policy (IfNotPresent).",
+    )
     mode: Literal["Transparent", "Explicit"] = Field(
         default="Transparent",
         description="Transparent: iptables sends all outbound TCP through the proxy (needs an "

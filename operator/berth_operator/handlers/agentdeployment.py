@@ -87,7 +87,9 @@ class Operator:
         try:
             outcome: Outcome | None = await loop.run_in_executor(
                 self.executor,
-                functools.partial(reconcile, self.api, namespace, name, full=full),
+                functools.partial(
+                    reconcile, self.api, namespace, name, full=full, images=self.options.images
+                ),
             )
         except Exception as e:
             log.warning("reconcile of %s/%s failed: %s", namespace, name, e)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from berth_operator.render.images import ImageDefaults
+
 FINALIZER = "berth.dev/finalizer"
 STATE_PREFIX = "berth.dev"
 
@@ -22,4 +24,6 @@ class Options:
     watch_server_timeout: int = 300
     watch_client_timeout: int = 330
     peering_lifetime: int = 60
+    images: ImageDefaults = field(default_factory=ImageDefaults)
+    """Images (and pull policy) for specs that name none (flags ``--*-image``)."""
     extra: dict[str, str] = field(default_factory=dict)

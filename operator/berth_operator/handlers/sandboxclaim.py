@@ -327,7 +327,7 @@ class ClaimBinder:
         state, api = self.state, self.state.api
         assert api is not None
         pool_key = (pool.namespace, pool.name)
-        thash = template_hash(pool_spec)
+        thash = template_hash(pool_spec, self.state.images)
         stamp = format_time(now)
         token = new_token(os.urandom(TOKEN_BYTES)) if generates_token(spec) else None
         binding = binding_of(claim, spec, token, stamp)
@@ -435,7 +435,9 @@ class ClaimBinder:
         try:
             created, secret = await asyncio.gather(
                 state.run_fast(
-                    k8s.create_pod, api, cold_pod(pool, pool_spec, name, binding, thash)
+                    k8s.create_pod,
+                    api,
+                    cold_pod(pool, pool_spec, name, binding, thash, images=self.state.images),
                 ),
                 self._token_secret(claim, token),
             )

@@ -45,7 +45,7 @@ class LightDiffBase(kopf.DiffBaseStorage):
 class Sandboxes:
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.state = SandboxState()
+        self.state = SandboxState(images=options.images)
         self.pools = PoolKeeper(self.state, options.resync_seconds)
         self.claims = ClaimBinder(self.state)
 

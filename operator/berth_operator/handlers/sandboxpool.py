@@ -46,12 +46,13 @@ from berth_operator.k8s import sandbox as k8s
 from berth_operator.k8s.client import ApiError
 from berth_operator.render import sandbox_ca as ca
 from berth_operator.render.meta import Subject
+from berth_operator.render.pod_health import same_stall
 from berth_operator.render.sandbox_names import PoolNames
 from berth_operator.render.sandbox_netpol import network_policy
 from berth_operator.render.sandbox_pod import template_hash, warm_pod
 from berth_operator.render.sandbox_pool import Expectations, PoolPlan, format_time, plan_pool
 from berth_operator.render.sandbox_proxy import proxy_config_map
-from berth_operator.render.sandbox_status import pool_status
+from berth_operator.render.sandbox_status import pool_status, stuck_warm_pods
 from berth_operator.render.status import status_patch
 
 log = logging.getLogger("berth.sandbox")
@@ -171,7 +172,7 @@ class PoolKeeper:
             detail = spec_problem(e)
             await self._write_status(key, body, subject, None, None, None, now, invalid=detail)
             return None
-        thash = template_hash(spec)
+        thash = template_hash(spec, state.images)
 
         generation = (subject.uid, subject.generation)
         if (
@@ -203,7 +204,10 @@ class PoolKeeper:
             requeue = hold if requeue is None else min(requeue, hold)
         if mem.problem is None:
             await self._execute(key, subject, spec, thash, plan, pods, mem)
-        await self._write_status(key, body, subject, spec, plan, thash, now, problem=mem.problem)
+        # Stuck Pods still go through the plan (replaced after the grace period), so a
+        # registry that comes back heals the pool; the status says what blocks it now.
+        problem = mem.problem or stuck_warm_pods(view, thash)
+        await self._write_status(key, body, subject, spec, plan, thash, now, problem=problem)
         return requeue
 
     def _replenish_hold(self, key: Key, mem: PoolMemory, plan: PoolPlan) -> float:
@@ -339,7 +343,12 @@ class PoolKeeper:
             names = [PoolNames(pool.name).pod(pod_suffix()) for _ in range(n)]
             mem.expectations = mem.expectations.created(names, now_utc())
             results = await asyncio.gather(
-                *(state.run(k8s.create_pod, api, warm_pod(pool, spec, nm, thash)) for nm in names),
+                *(
+                    state.run(
+                        k8s.create_pod, api, warm_pod(pool, spec, nm, thash, images=state.images)
+                    )
+                    for nm in names
+                ),
                 return_exceptions=True,
             )
             made = {r["metadata"]["name"] for r in results if isinstance(r, dict)}
@@ -405,7 +414,7 @@ class PoolKeeper:
             (c for c in live.get("conditions") or () if c.get("type") == "Stalled"), {}
         )
         if stalled is not None and (
-            was.get("status") != "True" or was.get("reason") != stalled["reason"]
+            was.get("status") != "True" or not same_stall(was.get("reason"), stalled["reason"])
         ):
             kopf.warn(
                 kopf.Body(cast(kopf.RawBody, body)),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from berth_operator.k8s.client import Api
+from berth_operator.render.images import ImageDefaults
 from berth_operator.render.sandbox_names import CLAIM_LABEL, FROM_POOL_LABEL
 
 log = logging.getLogger("berth.sandbox")
@@ -43,6 +44,8 @@ class SandboxState:
     """Everything the sandbox handlers of one operator process share."""
 
     api: Api | None = None
+    images: ImageDefaults = field(default_factory=ImageDefaults)
+    """The operator's images for pools whose authProxy names none."""
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="sbx")
     )

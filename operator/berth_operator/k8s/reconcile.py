@@ -2,7 +2,8 @@
 
 read the resource and its children -> validate -> render -> apply only what
 differs (all changes dry-run first, so a rejected object leaves everything
-untouched) -> delete unwanted children we own -> one status patch if it changed.
+untouched) -> delete unwanted children we own -> list the Pods of workloads not
+rolled out yet (a stuck container stalls them) -> one status patch if it changed.
 A pass over an unchanged world performs reads only.
 """
 
@@ -20,12 +21,15 @@ from pydantic import ValidationError
 from berth_operator.api.agentdeployment import KIND, AgentDeploymentSpec, parse_spec
 from berth_operator.api.common import API_VERSION
 from berth_operator.k8s.client import Api, ApiError
+from berth_operator.k8s.sandbox import list_pods
 from berth_operator.render import datastores, sandbox_access
 from berth_operator.render.desired import Observed, Problem, check_references, references, render
 from berth_operator.render.drift import adoption_conflict, is_owned_by, needs_apply
+from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import INSTANCE_LABEL, Subject
 from berth_operator.render.names import ChildNames, ChildRef, ref_of
-from berth_operator.render.status import status, status_patch
+from berth_operator.render.pod_health import same_stall
+from berth_operator.render.status import pods_to_inspect, status, status_patch
 
 log = logging.getLogger("berth.reconcile")
 
@@ -120,7 +124,9 @@ def _summarise(
     outcome.stalled = conds.get("Stalled", {}).get("status") == "True"
     outcome.reason = conds.get("Ready", {}).get("reason", "")
     stalled, was = conds.get("Stalled", {}), before.get("Stalled", {})
-    if outcome.stalled and (was.get("status") != "True" or was.get("reason") != stalled["reason"]):
+    if outcome.stalled and (
+        was.get("status") != "True" or not same_stall(was.get("reason"), stalled["reason"])
+    ):
         outcome.newly_stalled = (stalled["reason"], stalled.get("message", ""))
 
 
@@ -132,8 +138,11 @@ def reconcile(
     now: str | None = None,
     passwords: Mapping[str, str] | None = None,
     full: bool = True,
+    images: ImageDefaults,
 ) -> Outcome | None:
     """Bring one AgentDeployment's children and status in line; None if it is gone.
+
+    ``images`` are the operator's configured defaults for images a spec leaves out.
 
     A ``full`` pass also reads every child that an earlier spec may have created, to
     delete the unwanted ones; a light pass (after a child event, with the spec unchanged
@@ -205,7 +214,7 @@ def reconcile(
         read(names.all_children())
         return finish(status(subject, spec, children, problems, live_status, now))
 
-    desired = render(subject, spec, observed, passwords or fresh_passwords())
+    desired = render(subject, spec, observed, passwords or fresh_passwords(), images)
     read([ref_of(o) for o in desired.objects])
     if full:
         read(names.all_children())
@@ -243,4 +252,8 @@ def reconcile(
             api.delete(ref, namespace, uid=live["metadata"].get("uid"))
             children[ref] = None
             outcome.deleted.append(f"{ref.kind}/{ref.name}")
-    return finish(status(subject, spec, children, [], live_status, now, desired.wiring))
+    pods = {
+        workload: list_pods(api, namespace, selector)[0]
+        for workload, selector in pods_to_inspect(spec, names, children).items()
+    }
+    return finish(status(subject, spec, children, [], live_status, now, desired.wiring, pods=pods))

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from berth_operator.api.agentdeployment import AgentDeploymentSpec, BundledPostgres, BundledRedis
+from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import (
     Subject,
     metadata,
@@ -139,7 +140,7 @@ def postgres_service(subject: Subject, names: ChildNames) -> dict[str, Any]:
 
 
 def postgres_statefulset(
-    subject: Subject, bundled: BundledPostgres, names: ChildNames
+    subject: Subject, bundled: BundledPostgres, names: ChildNames, images: ImageDefaults
 ) -> dict[str, Any]:
     labels = pod_labels(subject, "database", "postgres")
     secret = {"name": names.credentials, "key": PG_PASSWORD_KEY}
@@ -150,7 +151,8 @@ def postgres_statefulset(
     }
     container = {
         "name": "postgres",
-        "image": bundled.image,
+        "image": bundled.image or images.postgres,
+        "imagePullPolicy": images.pull_policy,
         "ports": [{"name": "postgres", "containerPort": PG_PORT, "protocol": "TCP"}],
         "env": [
             {"name": "POSTGRES_USER", "value": PG_USER},
@@ -198,12 +200,15 @@ def redis_service(subject: Subject, names: ChildNames) -> dict[str, Any]:
     }
 
 
-def redis_deployment(subject: Subject, bundled: BundledRedis, names: ChildNames) -> dict[str, Any]:
+def redis_deployment(
+    subject: Subject, bundled: BundledRedis, names: ChildNames, images: ImageDefaults
+) -> dict[str, Any]:
     labels = pod_labels(subject, "cache", "redis")
     probe = {"tcpSocket": {"port": "redis"}, "periodSeconds": 5, "timeoutSeconds": 3}
     container = {
         "name": "redis",
-        "image": bundled.image,
+        "image": bundled.image or images.redis,
+        "imagePullPolicy": images.pull_policy,
         "args": ["--requirepass", "$(REDIS_PASSWORD)", "--save", "", "--appendonly", "no"],
         "env": [
             {

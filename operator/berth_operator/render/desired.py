@@ -16,6 +16,7 @@ from typing import Any
 
 from berth_operator.api.agentdeployment import AgentDeploymentSpec
 from berth_operator.render import agentcron_access, datastores, runtime, sandbox_access
+from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject, digest, stamp
 from berth_operator.render.names import CONFIGMAP, SECRET, ChildNames, ChildRef, ref_of
 from berth_operator.render.runtime import SecretKey, Wiring
@@ -158,8 +159,12 @@ def render(
     spec: AgentDeploymentSpec,
     observed: Observed,
     new_passwords: Mapping[str, str],
+    images: ImageDefaults,
 ) -> Desired:
-    """Every child to apply (stamped with its content hash) and the orphans to remove."""
+    """Every child to apply (stamped with its content hash) and the orphans to remove.
+
+    ``images`` fills every image the spec leaves out (the operator's configuration).
+    """
     names = ChildNames(subject.name)
     wire = wiring(subject, spec, observed)
     objs: list[dict[str, Any] | None] = []
@@ -186,17 +191,18 @@ def render(
         objs += [
             datastores.postgres_pvc(subject, spec.postgres.bundled, names),
             datastores.postgres_service(subject, names),
-            datastores.postgres_statefulset(subject, spec.postgres.bundled, names),
+            datastores.postgres_statefulset(subject, spec.postgres.bundled, names, images),
         ]
     if spec.redis.bundled is not None:
         objs += [
             datastores.redis_service(subject, names),
-            datastores.redis_deployment(subject, spec.redis.bundled, names),
+            datastores.redis_deployment(subject, spec.redis.bundled, names, images),
         ]
     split = spec.workers.enabled
-    objs.append(runtime.deployment(subject, spec, names, wire, "api" if split else "serve"))
+    role: runtime.Role = "api" if split else "serve"
+    objs.append(runtime.deployment(subject, spec, names, wire, role, images))
     if split:
-        objs.append(runtime.deployment(subject, spec, names, wire, "worker"))
+        objs.append(runtime.deployment(subject, spec, names, wire, "worker", images))
     objs.append(runtime.service(subject, spec, names))
     objs.append(runtime.pod_disruption_budget(subject, names, "server"))
     if split:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from berth_operator.api.agentdeployment import AgentDeploymentSpec
 from berth_operator.render import sandbox_access
+from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import (
     CONFIG_HASH,
     Subject,
@@ -144,15 +145,17 @@ def pod_template(
     names: ChildNames,
     wiring: Wiring,
     role: Role,
+    images: ImageDefaults,
 ) -> dict[str, Any]:
-    """The Pod template of a runtime Deployment for one role."""
+    """The Pod template of a runtime Deployment for one role; an unset image (or pull
+    policy) is the operator's configured default."""
     component = "worker" if role == "worker" else "server"
     resources = (spec.workers.resources if role == "worker" else spec.server.resources) or None
     pod = spec.pod
     container: dict[str, Any] = {
         "name": "runtime",
-        "image": spec.image,
-        "imagePullPolicy": spec.image_pull_policy,
+        "image": spec.image or images.runtime,
+        "imagePullPolicy": spec.image_pull_policy or images.pull_policy,
         "command": ["berth-runtime"],
         "args": [role, "--config", CONFIG_PATH],
         "ports": [{"name": "http", "containerPort": spec.server.port, "protocol": "TCP"}],
@@ -203,6 +206,7 @@ def deployment(
     names: ChildNames,
     wiring: Wiring,
     role: Role,
+    images: ImageDefaults,
 ) -> dict[str, Any]:
     """The server (``serve``/``api``) or worker Deployment; no replicas when an HPA owns them."""
     component = "worker" if role == "worker" else "server"
@@ -214,7 +218,7 @@ def deployment(
     body: dict[str, Any] = {
         "replicas": replicas,
         "selector": {"matchLabels": selector_labels(subject, component)},
-        "template": pod_template(subject, spec, names, wiring, role),
+        "template": pod_template(subject, spec, names, wiring, role, images),
     }
     return {
         "apiVersion": "apps/v1",

@@ -26,6 +26,7 @@ from berth_operator.api.sandboxpool import (
     SandboxPoolSpec,
     SandboxTemplate,
 )
+from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject, digest, owner_reference, propagated, prune_none
 from berth_operator.render.sandbox_ca import BUNDLE_KEY, CERT_KEY, KEY_KEY
 from berth_operator.render.sandbox_names import (
@@ -99,15 +100,36 @@ class Binding:
     assistant_id: str | None = None
 
 
-def template_hash(spec: SandboxPoolSpec) -> str:
-    """Hash of every spec part that shapes the Pod (template and authProxy)."""
-    return digest(
-        {
-            "template": spec.template.wire(),
-            "authProxy": spec.auth_proxy.wire(),
-            "render": RENDER_VERSION,
-        }
-    )
+@dataclass(frozen=True)
+class ProxyImages:
+    """The auth proxy's images and pull policy: the spec's, else the operator's defaults."""
+
+    agent: str
+    netinit: str
+    pull_policy: str
+
+    @classmethod
+    def of(cls, spec: SandboxPoolSpec, images: ImageDefaults) -> ProxyImages:
+        p = spec.auth_proxy
+        return cls(
+            agent=p.image or images.sandbox_agent,
+            netinit=p.netinit_image or images.netinit,
+            pull_policy=p.image_pull_policy or images.pull_policy,
+        )
+
+
+def template_hash(spec: SandboxPoolSpec, images: ImageDefaults) -> str:
+    """Hash of every spec part that shapes the Pod (template and authProxy), with the
+    images resolved: a new operator default makes warm Pods stale like a spec change.
+    A spec that names all three gets the hash it had before images had defaults."""
+    resolved = ProxyImages.of(spec, images)
+    proxy = {
+        **spec.auth_proxy.wire(),
+        "image": resolved.agent,
+        "netinitImage": resolved.netinit,
+        "imagePullPolicy": resolved.pull_policy,
+    }
+    return digest({"template": spec.template.wire(), "authProxy": proxy, "render": RENDER_VERSION})
 
 
 def _restricted(uid: int) -> dict[str, Any]:
@@ -199,8 +221,9 @@ def sandbox_container(spec: SandboxPoolSpec) -> dict[str, Any]:
     return container
 
 
-def proxy_container(spec: SandboxPoolSpec) -> dict[str, Any]:
+def proxy_container(spec: SandboxPoolSpec, images: ImageDefaults) -> dict[str, Any]:
     p = spec.auth_proxy
+    resolved = ProxyImages.of(spec, images)
     mounts = [
         {"name": VOL_PROXY_CONFIG, "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": VOL_CA_KEY, "mountPath": CA_KEY_DIR, "readOnly": True},
@@ -211,8 +234,8 @@ def proxy_container(spec: SandboxPoolSpec) -> dict[str, Any]:
     ]
     return {
         "name": AUTH_PROXY,
-        "image": p.image,
-        "imagePullPolicy": p.image_pull_policy,
+        "image": resolved.agent,
+        "imagePullPolicy": resolved.pull_policy,
         "command": [f"{TOOLS_DIR}/berth-auth-proxy", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}"],
         "resources": p.resources.wire() if p.resources else SIDECAR_RESOURCES,
         # Both the proxy and its admin port listen on loopback only (the iptables REDIRECT
@@ -238,15 +261,16 @@ def proxy_container(spec: SandboxPoolSpec) -> dict[str, Any]:
     }
 
 
-def init_containers(spec: SandboxPoolSpec) -> list[dict[str, Any]]:
+def init_containers(spec: SandboxPoolSpec, images: ImageDefaults) -> list[dict[str, Any]]:
     p = spec.auth_proxy
+    resolved = ProxyImages.of(spec, images)
     out: list[dict[str, Any]] = []
     if p.mode == "Transparent":
         out.append(
             {
                 "name": EGRESS_INIT,
-                "image": p.netinit_image,
-                "imagePullPolicy": p.image_pull_policy,
+                "image": resolved.netinit,
+                "imagePullPolicy": resolved.pull_policy,
                 "command": [
                     f"{TOOLS_DIR}/berth-netinit",
                     "--proxy-uid",
@@ -270,8 +294,8 @@ def init_containers(spec: SandboxPoolSpec) -> list[dict[str, Any]]:
     out.append(
         {
             "name": EXECUTOR_INSTALL,
-            "image": p.image,
-            "imagePullPolicy": p.image_pull_policy,
+            "image": resolved.agent,
+            "imagePullPolicy": resolved.pull_policy,
             "command": [f"{TOOLS_DIR}/berth-executor", "install", "--to", BIN_DIR],
             "resources": INIT_RESOURCES,
             "volumeMounts": [{"name": VOL_BIN, "mountPath": BIN_DIR}],
@@ -334,7 +358,7 @@ def volumes(pool_name: str, spec: SandboxPoolSpec) -> list[dict[str, Any]]:
     return out
 
 
-def pod_spec(pool_name: str, spec: SandboxPoolSpec) -> dict[str, Any]:
+def pod_spec(pool_name: str, spec: SandboxPoolSpec, images: ImageDefaults) -> dict[str, Any]:
     t = spec.template
     body: dict[str, Any] = {
         "automountServiceAccountToken": t.automount_service_account_token,
@@ -346,8 +370,8 @@ def pod_spec(pool_name: str, spec: SandboxPoolSpec) -> dict[str, Any]:
             "fsGroup": t.security_context.fs_group,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "initContainers": init_containers(spec),
-        "containers": [sandbox_container(spec), proxy_container(spec)],
+        "initContainers": init_containers(spec, images),
+        "containers": [sandbox_container(spec), proxy_container(spec, images)],
         "volumes": volumes(pool_name, spec),
         "nodeSelector": t.node_selector,
         "tolerations": [x.wire() for x in t.tolerations] if t.tolerations else None,
@@ -377,6 +401,8 @@ def warm_pod(
     name: str | None = None,
     thash: str | None = None,
     token_sha256: str | None = None,
+    *,
+    images: ImageDefaults,
 ) -> dict[str, Any]:
     """A warm Pod owned by the pool, waiting for a claim.
 
@@ -387,7 +413,7 @@ def warm_pod(
     and adoption changes nothing the executor reads: the claim is usable at once.
     Without ``name`` the Pod gets ``generateName: <pool>-`` (the API server picks).
     """
-    thash = thash or template_hash(spec)
+    thash = thash or template_hash(spec, images)
     labels = {**_base_labels(pool, spec, thash), POOL_LABEL: pool.name, STATE_LABEL: STATE_WARM}
     meta: dict[str, Any] = {
         **({"name": name} if name else {"generateName": f"{pool.name}-"}),
@@ -400,7 +426,12 @@ def warm_pod(
         notes[TOKEN_HASH_ANNOTATION] = token_sha256
     if notes:
         meta["annotations"] = notes
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec(pool.name, spec)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": pod_spec(pool.name, spec, images),
+    }
 
 
 def bound_labels(binding: Binding, launch: str) -> dict[str, str]:
@@ -430,9 +461,11 @@ def cold_pod(
     name: str,
     binding: Binding,
     thash: str | None = None,
+    *,
+    images: ImageDefaults,
 ) -> dict[str, Any]:
     """A Pod started for one claim because the pool had no Ready warm Pod; owned by the claim."""
-    thash = thash or template_hash(spec)
+    thash = thash or template_hash(spec, images)
     labels = {**_base_labels(pool, spec, thash), **bound_labels(binding, "cold")}
     notes = {
         **propagated(pool.annotations),
@@ -446,4 +479,9 @@ def cold_pod(
         "annotations": notes,
         "ownerReferences": [owner_reference(binding.claim)],
     }
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec(pool.name, spec)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": pod_spec(pool.name, spec, images),
+    }

@@ -16,8 +16,9 @@ from typing import Any
 from berth_operator.api import sandboxclaim as sc
 from berth_operator.api.sandboxpool import SandboxPoolSpec
 from berth_operator.render.meta import Subject
+from berth_operator.render.pod_health import stuck_container
 from berth_operator.render.sandbox_names import PoolNames
-from berth_operator.render.sandbox_pool import PoolPlan
+from berth_operator.render.sandbox_pool import PodInfo, PoolPlan
 from berth_operator.render.status import Verdict
 from berth_operator.render.status import conditions as status_conditions
 
@@ -77,6 +78,21 @@ def pool_verdicts(spec: SandboxPoolSpec, plan: PoolPlan) -> dict[str, Verdict]:
         "Reconciling": Verdict(True, "Progressing", counts),
         "Stalled": Verdict(False, "NotStalled", "making progress"),
     }
+
+
+def stuck_warm_pods(
+    pods: Sequence[Mapping[str, Any]], template_hash: str
+) -> tuple[str, str] | None:
+    """(reason, message) when a warm Pod of the current template cannot start (a wrong
+    authProxy or template image, a missing Secret): the pool is Stalled, not Replenishing.
+
+    Pods of an older template do not count: they are being replaced by the fix.
+    """
+    current = [
+        p for p in pods if (i := PodInfo.of(p)).state == "warm" and i.template_hash == template_hash
+    ]
+    stuck = stuck_container(current)
+    return None if stuck is None else (stuck.reason, stuck.message("warm sandbox Pods"))
 
 
 def pool_status(

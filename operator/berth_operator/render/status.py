@@ -4,6 +4,10 @@ Conventions (kstatus, ``kubectl wait``, Argo CD, Flux): ``Ready`` is the positiv
 summary; ``Reconciling`` and ``Stalled`` are abnormal-true; component conditions
 say which part is not there yet. Every condition carries ``observedGeneration``
 and keeps its ``lastTransitionTime`` while its status does not change.
+
+A workload that has not rolled out is also judged by its Pods (listed by the effect
+layer only for such workloads, see ``pods_to_inspect``): a container stuck on a wrong
+image or a missing Secret stalls its component with the kubelet's reason.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from berth_operator.api.agentdeployment import AgentDeploymentSpec
 from berth_operator.render.meta import INSTANCE_LABEL, Subject
 from berth_operator.render.names import DEPLOYMENT, PVC, STATEFULSET, ChildNames, ChildRef
+from berth_operator.render.pod_health import label_selector, stuck_container
 from berth_operator.render.runtime import Wiring
 
 ORDER = (
@@ -67,6 +72,57 @@ def _rollout(live: Mapping[str, Any] | None, what: str) -> Verdict:
     return Verdict(True, "Available", f"{what}: {ready}/{want} Pods ready")
 
 
+Pods = Mapping[str, Sequence[Mapping[str, Any]]]
+"""Workload name -> its Pods, for the workloads ``pods_to_inspect`` named."""
+
+
+def _workload(
+    live: Mapping[str, Any] | None, what: str, pods: Sequence[Mapping[str, Any]] | None
+) -> Verdict:
+    """``_rollout``, unless one of the workload's Pods cannot start: then Stalled."""
+    verdict = _rollout(live, what)
+    if verdict.status is True or live is None or not pods:
+        return verdict
+    stuck = stuck_container(pods, (live.get("spec") or {}).get("template"))
+    if stuck is None:
+        return verdict
+    return Verdict(False, stuck.reason, stuck.message(what), True)
+
+
+def workloads(spec: AgentDeploymentSpec, names: ChildNames) -> dict[str, ChildRef]:
+    """Component condition -> the Deployment or StatefulSet it reports on."""
+    out: dict[str, ChildRef] = {}
+    if spec.postgres.bundled is not None:
+        out["DatabaseReady"] = ChildRef(*STATEFULSET, names.postgres)
+    if spec.redis.bundled is not None:
+        out["RedisReady"] = ChildRef(*DEPLOYMENT, names.redis)
+    out["ServerReady"] = ChildRef(*DEPLOYMENT, names.server)
+    if spec.workers.enabled:
+        out["WorkersReady"] = ChildRef(*DEPLOYMENT, names.worker)
+    return out
+
+
+def pods_to_inspect(
+    spec: AgentDeploymentSpec,
+    names: ChildNames,
+    children: Mapping[ChildRef, Mapping[str, Any] | None],
+) -> dict[str, str]:
+    """Workload name -> label selector of each workload not rolled out yet.
+
+    Only these need their Pods listed: a pass over a settled AgentDeployment lists none.
+    """
+    verdicts = component_verdicts(spec, names, children)
+    out: dict[str, str] = {}
+    for condition, ref in workloads(spec, names).items():
+        live = children.get(ref)
+        if live is None or verdicts[condition].status is True:
+            continue
+        selector = label_selector(live)
+        if selector is not None:
+            out[ref.name] = selector
+    return out
+
+
 def _problem_verdicts(problems: Sequence[Any]) -> dict[str, Verdict]:
     out: dict[str, Verdict] = {}
     for p in problems:
@@ -79,11 +135,15 @@ def component_verdicts(
     names: ChildNames,
     children: Mapping[ChildRef, Mapping[str, Any] | None],
     problems: Sequence[Any] = (),
+    pods: Pods | None = None,
 ) -> dict[str, Verdict]:
     """DatabaseReady, RedisReady, ServerReady and WorkersReady."""
 
     def get(kind: tuple[str, str], name: str) -> Mapping[str, Any] | None:
         return children.get(ChildRef(*kind, name))
+
+    def pods_of(name: str) -> Sequence[Mapping[str, Any]] | None:
+        return (pods or {}).get(name)
 
     verdicts = _problem_verdicts(problems)
     if "DatabaseReady" not in verdicts:
@@ -104,8 +164,10 @@ def component_verdicts(
                     f"PersistentVolumeClaim {names.postgres_pvc!r} is {phase or 'Pending'}",
                 )
             else:
-                verdicts["DatabaseReady"] = _rollout(
-                    get(STATEFULSET, names.postgres), f"StatefulSet {names.postgres}"
+                verdicts["DatabaseReady"] = _workload(
+                    get(STATEFULSET, names.postgres),
+                    f"StatefulSet {names.postgres}",
+                    pods_of(names.postgres),
                 )
     if "RedisReady" not in verdicts:
         if spec.redis.external is not None:
@@ -116,17 +178,17 @@ def component_verdicts(
                 f"REDIS_URI from Secret {ext.secret_name!r} key {ext.key!r} (not probed)",
             )
         else:
-            verdicts["RedisReady"] = _rollout(
-                get(DEPLOYMENT, names.redis), f"Deployment {names.redis}"
+            verdicts["RedisReady"] = _workload(
+                get(DEPLOYMENT, names.redis), f"Deployment {names.redis}", pods_of(names.redis)
             )
     if "ServerReady" not in verdicts:
-        verdicts["ServerReady"] = _rollout(
-            get(DEPLOYMENT, names.server), f"Deployment {names.server}"
+        verdicts["ServerReady"] = _workload(
+            get(DEPLOYMENT, names.server), f"Deployment {names.server}", pods_of(names.server)
         )
     if "WorkersReady" not in verdicts:
         if spec.workers.enabled:
-            verdicts["WorkersReady"] = _rollout(
-                get(DEPLOYMENT, names.worker), f"Deployment {names.worker}"
+            verdicts["WorkersReady"] = _workload(
+                get(DEPLOYMENT, names.worker), f"Deployment {names.worker}", pods_of(names.worker)
             )
         else:
             verdicts["WorkersReady"] = Verdict(True, "Combined", "the server Pods run jobs")
@@ -216,6 +278,7 @@ def status(
     now: str,
     wiring: Wiring | None = None,
     invalid: str | None = None,
+    pods: Pods | None = None,
 ) -> dict[str, Any]:
     """The full ``.status`` (without ``kopf``) for one observation."""
     prev_conditions = (previous or {}).get("conditions")
@@ -227,7 +290,7 @@ def status(
         }
         return out
     names = ChildNames(subject.name)
-    comps = component_verdicts(spec, names, children, problems)
+    comps = component_verdicts(spec, names, children, problems, pods)
     verdicts = {**comps, **summary_verdicts(comps)}
     server = children.get(ChildRef(*DEPLOYMENT, names.server)) or {}
     sst = server.get("status") or {}

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from berth_operator.api.agentdeployment import parse_spec
 from berth_operator.render.desired import Observed, render
+from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject
 from berth_operator.render.runtime import CONFIG_PATH
 from langgraph_sdk import get_client
@@ -74,6 +75,7 @@ def _rendered_pods(
         spec,
         Observed(postgres_secret=secrets["pg"], redis_secret=secrets["rd"]),
         {},
+        ImageDefaults(),
     )
     config = next(o for o in desired.objects if o["kind"] == "ConfigMap")["data"]["langgraph.json"]
     pods = []

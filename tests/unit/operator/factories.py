@@ -6,9 +6,12 @@ from typing import Any
 
 from berth_operator.api.agentdeployment import AgentDeploymentSpec, parse_spec
 from berth_operator.render.desired import Desired, Observed, render
+from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject
 from berth_operator.render.names import ChildRef, ref_of
 
+IMAGES = ImageDefaults()
+"""The operator's built-in image defaults (what it runs with when no flag says otherwise)."""
 PASSWORDS = {
     "postgres-password": "pg-secret-1",
     "redis-password": "redis-secret-1",
@@ -54,7 +57,7 @@ def external_observed() -> Observed:
 
 
 def rendered(s: AgentDeploymentSpec | None = None, observed: Observed | None = None) -> Desired:
-    return render(subject(), s or spec(), observed or Observed(), PASSWORDS)
+    return render(subject(), s or spec(), observed or Observed(), PASSWORDS, IMAGES)
 
 
 def by_ref(desired: Desired) -> dict[ChildRef, dict[str, Any]]:

@@ -9,6 +9,7 @@ from berth_operator.api.sandboxclaim import SandboxClaimSpec
 from berth_operator.api.sandboxclaim import parse_spec as parse_claim
 from berth_operator.api.sandboxpool import SandboxPoolSpec
 from berth_operator.api.sandboxpool import parse_spec as parse_pool
+from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject
 from berth_operator.render.sandbox_names import (
     CLAIM_LABEL,
@@ -18,6 +19,7 @@ from berth_operator.render.sandbox_names import (
     TEMPLATE_HASH_LABEL,
 )
 
+IMAGES = ImageDefaults()
 NOW = dt.datetime(2026, 12, 3, 8, 0, 0, tzinfo=dt.UTC)
 HASH = "current0hash0000"
 OLD = "old0hash00000000"

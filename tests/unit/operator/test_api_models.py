@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import pytest
-from berth_operator.api.agentdeployment import DEFAULT_POSTGRES_IMAGE, DEFAULT_REDIS_IMAGE
+from berth_operator.api.agentdeployment import parse_spec
 from pydantic import ValidationError
 
 from tests.unit.operator.factories import spec
 
 
-def test_defaults_bundle_postgres_and_redis_with_official_images() -> None:
+def test_defaults_bundle_postgres_and_redis_and_leave_images_to_the_operator() -> None:
     s = spec()
     assert s.postgres.bundled is not None
-    assert s.postgres.bundled.image == DEFAULT_POSTGRES_IMAGE == "postgres:16"
+    assert s.postgres.bundled.image is None  # the operator's configured image, at render
     assert s.postgres.bundled.storage.keep_on_delete is True
-    assert s.redis.bundled is not None and s.redis.bundled.image == DEFAULT_REDIS_IMAGE == "redis:7"
+    assert s.redis.bundled is not None and s.redis.bundled.image is None
     assert s.server.replicas == 1 and s.server.port == 8000
     assert s.workers.enabled is False and s.workers.jobs_per_worker == 10
     assert s.service.type == "ClusterIP" and s.service.port == 8000
-    assert s.image_pull_policy == "IfNotPresent"
+    assert s.image_pull_policy is None
+
+
+def test_image_is_optional_and_an_explicit_one_is_kept() -> None:
+    bare = parse_spec({"graphs": {"inline": {"graphs": {"a": "/app/agent.py:graph"}}}})
+    assert bare.image is None and "image" not in bare.wire()
+    assert spec().image == "example/agent:1"
+    with pytest.raises(ValidationError, match="at least 1 character"):
+        spec(image="")
 
 
 def test_wire_uses_camel_case_and_drops_nulls() -> None:

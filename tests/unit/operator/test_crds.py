@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from berth_operator.api.crd import build_crd
 from berth_operator.api.generate import REPO, crd_files
-from berth_operator.api.registry import AGENT_DEPLOYMENT, KINDS
+from berth_operator.api.registry import AGENT_DEPLOYMENT, KINDS, SANDBOX_POOL
 
 from tests.unit.operator.factories import spec
 
@@ -128,10 +128,29 @@ def test_enums_and_defaults_in_schema() -> None:
     ]
     assert props["postgres"]["default"] == {"bundled": {}}
     bundled = props["postgres"]["properties"]["bundled"]["properties"]
-    assert bundled["image"]["default"] == "postgres:16"
+    assert "default" not in bundled["image"]  # the operator's configured image, at render
     assert bundled["storage"]["properties"]["keepOnDelete"]["default"] is True
     size = bundled["storage"]["properties"]["size"]
     assert size["x-kubernetes-int-or-string"] is True and size["default"] == "1Gi"
+
+
+def test_no_image_has_a_schema_default_and_none_is_required() -> None:
+    """A CRD default cannot follow the chart's image values: the operator fills them."""
+    spec = _schema()["properties"]["spec"]
+    assert "image" not in spec["required"] and "graphs" in spec["required"]
+    props = spec["properties"]
+    fields = [
+        props["image"],
+        props["imagePullPolicy"],
+        props["postgres"]["properties"]["bundled"]["properties"]["image"],
+        props["redis"]["properties"]["bundled"]["properties"]["image"],
+    ]
+    pool = build_crd(SANDBOX_POOL)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    proxy = pool["properties"]["spec"]["properties"]["authProxy"]
+    fields += [proxy["properties"][k] for k in ("image", "netinitImage", "imagePullPolicy")]
+    assert "required" not in proxy
+    assert all("default" not in f for f in fields)
+    assert all("operator's configured" in f["description"] for f in fields)
 
 
 def test_columns_subresources_and_status() -> None:

@@ -8,6 +8,7 @@ import yaml
 from berth_operator.api.generate import REPO
 from berth_operator.api.sandboxclaim import parse_spec as parse_claim
 from berth_operator.api.sandboxpool import parse_spec as parse_pool
+from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject
 from berth_operator.render.sandbox_netpol import network_policy
 from berth_operator.render.sandbox_pod import warm_pod
@@ -27,5 +28,9 @@ def test_example_pool_and_claim() -> None:
     subject = Subject(name="python", namespace="default", uid="u", kind="SandboxPool")
     netpol = network_policy(subject, pool)
     assert netpol is not None
-    for obj in (warm_pod(subject, pool, "python-a"), proxy_config_map(subject, pool), netpol):
+    for obj in (
+        warm_pod(subject, pool, "python-a", images=ImageDefaults()),
+        proxy_config_map(subject, pool),
+        netpol,
+    ):
         kubernetes_validate.validate(obj, "1.36", strict=True)

@@ -10,6 +10,7 @@ from berth_operator.render.meta import CONFIG_HASH
 
 from tests.unit.operator.factories import (
     EXTERNAL,
+    IMAGES,
     PASSWORDS,
     external_observed,
     find,
@@ -48,8 +49,8 @@ def test_configmap_reference_is_mounted_and_hashed_from_its_content() -> None:
     s = spec(graphs={"configMapRef": {"name": "user-cfg", "key": "lg.json"}})
     cm_a = {"data": {"lg.json": '{"graphs": {"a": "./a.py:g"}}'}}
     cm_b = {"data": {"lg.json": '{"graphs": {"a": "./b.py:g"}}'}}
-    da = render(subject(), s, Observed(graphs_config_map=cm_a), PASSWORDS)
-    db = render(subject(), s, Observed(graphs_config_map=cm_b), PASSWORDS)
+    da = render(subject(), s, Observed(graphs_config_map=cm_a), PASSWORDS, IMAGES)
+    db = render(subject(), s, Observed(graphs_config_map=cm_b), PASSWORDS, IMAGES)
     assert not any(o["kind"] == "ConfigMap" for o in da.objects)
     vol = find(da, "Deployment", "demo-server")["spec"]["template"]["spec"]["volumes"][0]
     assert vol["configMap"] == {

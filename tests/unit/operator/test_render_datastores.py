@@ -8,7 +8,7 @@ from berth_operator.render.desired import Observed, decode, render
 from berth_operator.render.meta import owner_reference
 from berth_operator.render.names import ChildRef
 
-from tests.unit.operator.factories import PASSWORDS, find, rendered, spec, subject
+from tests.unit.operator.factories import IMAGES, PASSWORDS, find, rendered, spec, subject
 
 
 def test_credentials_are_generated_with_uris_to_the_bundled_services() -> None:
@@ -26,13 +26,15 @@ def test_credentials_are_generated_with_uris_to_the_bundled_services() -> None:
 def test_existing_credentials_are_never_rotated() -> None:
     first = find(rendered(), "Secret", "demo-credentials")
     other = {"postgres-password": "different", "redis-password": "different"}
-    again = render(subject(), spec(), Observed(credentials=first), other)
+    again = render(subject(), spec(), Observed(credentials=first), other, IMAGES)
     assert find(again, "Secret", "demo-credentials")["data"] == first["data"]
 
 
 def test_a_store_switched_to_bundled_gets_only_its_missing_key() -> None:
     live = {"data": {"postgres-password": base64.b64encode(b"old").decode()}}
-    d = render(subject(), spec(redis={"bundled": {}}), Observed(credentials=live), PASSWORDS)
+    d = render(
+        subject(), spec(redis={"bundled": {}}), Observed(credentials=live), PASSWORDS, IMAGES
+    )
     s = find(d, "Secret", "demo-credentials")
     assert decode(s, "postgres-password") == "old"
     assert "old@" in decode(s, "database-uri")

@@ -12,7 +12,7 @@ from berth_operator.render.meta import (
     stamp,
 )
 
-from tests.unit.operator.factories import PASSWORDS, rendered, spec, subject
+from tests.unit.operator.factories import IMAGES, PASSWORDS, rendered, spec, subject
 
 GITOPS = {
     "argocd.argoproj.io/instance": "app",
@@ -35,7 +35,7 @@ def test_gitops_tracking_and_client_bookkeeping_are_not_propagated() -> None:
 
 def test_children_never_carry_tracking_metadata() -> None:
     subj = subject(labels={**GITOPS, "team": "ai"}, annotations={**GITOPS, "note": "n"})
-    d = render(subj, spec(), Observed(), PASSWORDS)
+    d = render(subj, spec(), Observed(), PASSWORDS, IMAGES)
     for o in d.objects:
         meta = o["metadata"]
         for key in GITOPS:
@@ -86,8 +86,8 @@ def test_stamp_is_stable_and_content_sensitive() -> None:
 
 
 def test_relabelling_the_resource_does_not_touch_pod_templates() -> None:
-    plain = render(subject(), spec(), Observed(), PASSWORDS)
-    labelled = render(subject(labels={"team": "ai"}), spec(), Observed(), PASSWORDS)
+    plain = render(subject(), spec(), Observed(), PASSWORDS, IMAGES)
+    labelled = render(subject(labels={"team": "ai"}), spec(), Observed(), PASSWORDS, IMAGES)
     for a, b in zip(plain.objects, labelled.objects, strict=True):
         if "template" in a.get("spec", {}):
             assert a["spec"]["template"] == b["spec"]["template"], a["kind"]

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.unit.operator.sandbox_factories import NOW, pool_spec, pool_subject
+from tests.unit.operator.sandbox_factories import IMAGES, NOW, pool_spec, pool_subject
 
 SEED = bytes(range(32))
 
@@ -128,6 +128,6 @@ def test_token_key_rides_in_the_ca_secret_but_is_never_mounted() -> None:
     assert ca.token_key_from_secret(secret) == key
     assert ca.token_key_from_secret(ca.ca_secret(pool_subject(), _material(), "")) is None
     assert ca.token_key_from_secret({"data": {ca.TOKEN_KEY_KEY: "c2hvcnQ="}}) is None
-    pod = warm_pod(pool_subject(), pool_spec(), "py-a")
+    pod = warm_pod(pool_subject(), pool_spec(), "py-a", images=IMAGES)
     (vol,) = [v for v in pod["spec"]["volumes"] if v.get("secret", {}).get("secretName") == "py-ca"]
     assert [i["key"] for i in vol["secret"]["items"]] == ["tls.crt", "tls.key"]

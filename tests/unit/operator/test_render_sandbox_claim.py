@@ -24,6 +24,7 @@ from berth_operator.render.sandbox_pool import PodInfo, plan_pool
 
 from tests.unit.operator.sandbox_factories import (
     HASH,
+    IMAGES,
     NOW,
     claim_spec,
     claim_subject,
@@ -181,7 +182,9 @@ def test_derived_tokens_let_a_warm_pod_carry_its_hash_from_creation() -> None:
         assert "at least 32 bytes" in str(e)
     else:
         raise AssertionError("a short key was accepted")
-    warm = warm_pod(pool_subject(), pool_spec(), "py-a", token_sha256=sc.token_sha256(token))
+    warm = warm_pod(
+        pool_subject(), pool_spec(), "py-a", token_sha256=sc.token_sha256(token), images=IMAGES
+    )
     assert warm["metadata"]["annotations"][TOKEN_HASH_ANNOTATION] == sc.token_sha256(token)
     binding = sc.binding_of(claim_subject("c1"), claim_spec(), token, "2026-12-03T08:00:00Z")
     adopted = _merge(warm, sc.adoption_patch(binding))

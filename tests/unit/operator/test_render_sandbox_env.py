@@ -12,7 +12,7 @@ from berth_operator.render.names import ChildRef
 from berth_runtime.sandbox.settings import SandboxSettings, with_env
 from pydantic import ValidationError
 
-from tests.unit.operator.factories import PASSWORDS, find, rendered, secret, spec, subject
+from tests.unit.operator.factories import IMAGES, PASSWORDS, find, rendered, secret, spec, subject
 
 ROLE = ChildRef("rbac.authorization.k8s.io/v1", "Role", "demo-sandboxes")
 BINDING = ChildRef("rbac.authorization.k8s.io/v1", "RoleBinding", "demo-sandboxes")
@@ -111,5 +111,7 @@ def test_token_key_secret_is_generated_once_and_never_rotated() -> None:
     assert decode(made, "key") == PASSWORDS["sandbox-key"]
     # A live key wins over the fresh random value offered by the caller.
     live = secret("demo-sandbox-key", key="cd" * 32)
-    again = render(subject(), s, Observed(sandbox_key=live), {**PASSWORDS, "sandbox-key": "x"})
+    again = render(
+        subject(), s, Observed(sandbox_key=live), {**PASSWORDS, "sandbox-key": "x"}, IMAGES
+    )
     assert decode(find(again, "Secret", "demo-sandbox-key"), "key") == "cd" * 32

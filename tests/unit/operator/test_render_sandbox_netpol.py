@@ -11,7 +11,7 @@ from berth_operator.render.meta import Subject, pod_labels
 from berth_operator.render.sandbox_netpol import network_policy
 from berth_operator.render.sandbox_pod import warm_pod
 
-from tests.unit.operator.sandbox_factories import pool_spec, pool_subject
+from tests.unit.operator.sandbox_factories import IMAGES, pool_spec, pool_subject
 
 
 def _policy(**fields: Any) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def test_selects_every_pod_of_the_pool() -> None:
     np = _policy()
     assert np["metadata"]["name"] == "py-sandbox"
     assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    pod = warm_pod(pool_subject(), pool_spec(), "py-a")
+    pod = warm_pod(pool_subject(), pool_spec(), "py-a", images=IMAGES)
     assert _matches(np["spec"]["podSelector"], pod["metadata"]["labels"])
 
 
@@ -85,7 +85,7 @@ def test_ingress_only_from_allowed_runtime_pods_to_the_executor() -> None:
     postgres = pod_labels(Subject(name="agent", namespace="ns1", uid="u"), "postgres")
     assert not _matches(sel, postgres)
     # A sandbox Pod dressed up as the agent is still refused.
-    sandbox = {**warm_pod(pool_subject(), pool_spec(), "p")["metadata"]["labels"]}
+    sandbox = {**warm_pod(pool_subject(), pool_spec(), "p", images=IMAGES)["metadata"]["labels"]}
     sandbox.update(pod_labels(Subject(name="agent", namespace="ns1", uid="u"), "server"))
     assert not _matches(sel, sandbox)
 

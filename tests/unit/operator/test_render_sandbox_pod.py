@@ -20,6 +20,7 @@ from berth_operator.render.sandbox_names import (
 
 from tests.unit.operator.sandbox_factories import (
     GITHUB_RULE,
+    IMAGES,
     OPENAI_RULE,
     claim_subject,
     pool_spec,
@@ -76,7 +77,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def warm(spec: SandboxPoolSpec | None = None) -> dict[str, Any]:
-    return sp.warm_pod(pool_subject(), spec or pool_spec(), "py-abcde")
+    return sp.warm_pod(pool_subject(), spec or pool_spec(), "py-abcde", images=IMAGES)
 
 
 def cold(spec: SandboxPoolSpec | None = None) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def cold(spec: SandboxPoolSpec | None = None) -> dict[str, Any]:
         claimed_at="2026-12-03T08:00:00Z",
         thread_id="t-1",
     )
-    return sp.cold_pod(pool_subject(), spec or pool_spec(), "py-cold1", binding)
+    return sp.cold_pod(pool_subject(), spec or pool_spec(), "py-cold1", binding, images=IMAGES)
 
 
 def containers(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -326,13 +327,13 @@ def test_warm_pod_labels_and_owner() -> None:
     labels = meta["labels"]
     assert labels[POOL_LABEL] == labels[FROM_POOL_LABEL] == "py"
     assert labels[STATE_LABEL] == "warm"
-    assert labels[TEMPLATE_HASH_LABEL] == sp.template_hash(pool_spec())
+    assert labels[TEMPLATE_HASH_LABEL] == sp.template_hash(pool_spec(), IMAGES)
     assert "berth.dev/agentdeployment" not in labels
     assert CLAIM_LABEL not in labels
     assert TOKEN_HASH_ANNOTATION not in meta.get("annotations", {})
     (owner,) = meta["ownerReferences"]
     assert owner["kind"] == "SandboxPool" and owner["uid"] == "pool-uid" and owner["controller"]
-    unnamed = sp.warm_pod(pool_subject(), pool_spec())
+    unnamed = sp.warm_pod(pool_subject(), pool_spec(), images=IMAGES)
     assert unnamed["metadata"]["generateName"] == "py-" and "name" not in unnamed["metadata"]
 
 
@@ -351,11 +352,11 @@ def test_cold_pod_is_born_bound_to_its_claim() -> None:
 
 
 def test_template_hash_follows_what_shapes_the_pod() -> None:
-    base = sp.template_hash(pool_spec())
-    assert base == sp.template_hash(pool_spec())
-    assert base == sp.template_hash(pool_spec(replicas=4, maxSize=9))
-    assert base == sp.template_hash(pool_spec(lifecycle={"idleTimeout": "1m"}))
-    assert base == sp.template_hash(pool_spec(networkPolicy={"allowedDeployments": ["a"]}))
-    assert base != sp.template_hash(pool_spec(template={"image": "python:3.13"}))
-    assert base != sp.template_hash(pool_spec(authProxy={"mode": "Explicit"}))
-    assert base != sp.template_hash(pool_spec(authProxy={"rules": [OPENAI_RULE]}))
+    base = sp.template_hash(pool_spec(), IMAGES)
+    assert base == sp.template_hash(pool_spec(), IMAGES)
+    assert base == sp.template_hash(pool_spec(replicas=4, maxSize=9), IMAGES)
+    assert base == sp.template_hash(pool_spec(lifecycle={"idleTimeout": "1m"}), IMAGES)
+    assert base == sp.template_hash(pool_spec(networkPolicy={"allowedDeployments": ["a"]}), IMAGES)
+    assert base != sp.template_hash(pool_spec(template={"image": "python:3.13"}), IMAGES)
+    assert base != sp.template_hash(pool_spec(authProxy={"mode": "Explicit"}), IMAGES)
+    assert base != sp.template_hash(pool_spec(authProxy={"rules": [OPENAI_RULE]}), IMAGES)

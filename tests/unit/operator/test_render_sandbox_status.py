@@ -142,3 +142,50 @@ def test_stalled_claim_reasons() -> None:
         assert cond(s, "Ready")["status"] == "False" and cond(s, "Ready")["reason"] == reason
         assert cond(s, "Stalled")["status"] == "True" and cond(s, "Stalled")["reason"] == reason
         assert cond(s, "Reconciling")["status"] == "False"
+
+
+def _pulling(p: dict[str, Any], image: str) -> dict[str, Any]:
+    """``p`` with its auth-proxy stuck on a pull, as the kubelet reports it."""
+    p["spec"] = {"containers": [{"name": "auth-proxy", "image": image}]}
+    p["status"]["phase"] = "Pending"
+    p["status"]["containerStatuses"] = [
+        {
+            "name": "auth-proxy",
+            "image": image,
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "started": False,
+            "state": {
+                "waiting": {
+                    "reason": "ImagePullBackOff",
+                    "message": f'Back-off pulling image "{image}"',
+                }
+            },
+        }
+    ]
+    return p
+
+
+def test_a_warm_pod_stuck_on_its_image_stalls_the_pool() -> None:
+    pods = [pod("w1"), _pulling(pod("w2", ready=False, age=5), "me/agent:nope")]
+    problem = st.stuck_warm_pods(pods, HASH)
+    assert problem is not None
+    reason, message = problem
+    assert reason == "ImagePullBackOff"
+    assert "'auth-proxy'" in message and "'me/agent:nope'" in message
+    spec = pool_spec()
+    plan = plan_pool(spec, pods, HASH, NOW)
+    first = st.pool_status(pool_subject(), spec, plan, HASH, None, T0, problem=problem)
+    assert cond(first, "Stalled")["status"] == "True"
+    assert cond(first, "Stalled")["reason"] == "ImagePullBackOff"
+    assert cond(first, "Ready")["status"] == "False"
+    assert cond(first, "Reconciling")["status"] == "False"
+    again = st.pool_status(pool_subject(), spec, plan, HASH, first, T1, problem=problem)
+    assert status_patch(again, first) is None
+
+
+def test_stuck_pods_of_an_older_template_or_claimed_ones_do_not_stall_the_pool() -> None:
+    old = _pulling(pod("w1", ready=False, thash="old0hash00000000"), "me/agent:nope")
+    claimed = _pulling(pod("c1", state="claimed", ready=False, claim="x"), "me/agent:nope")
+    assert st.stuck_warm_pods([old, claimed, pod("w2")], HASH) is None

@@ -6,7 +6,7 @@ from typing import Any
 
 from berth_operator.render.desired import Problem
 from berth_operator.render.names import ChildNames, ChildRef
-from berth_operator.render.status import status, status_patch
+from berth_operator.render.status import pods_to_inspect, status, status_patch
 
 from tests.unit.operator.factories import EXTERNAL, rendered, spec, subject
 
@@ -154,3 +154,95 @@ def test_workers_condition_in_split_mode() -> None:
     st = status(subject(), s, ch, [], None, NOW)
     assert conds(st)["WorkersReady"]["reason"] == "PodsNotReady"
     assert st["workers"] == {"replicas": 1, "readyReplicas": 0}
+
+
+def _stuck_pod(image: str, reason: str = "ImagePullBackOff") -> dict[str, Any]:
+    """A server Pod as the kubelet reports a failing pull (see test_pod_health)."""
+    return {
+        "metadata": {"name": "demo-server-5c9-x1", "labels": {"app.kubernetes.io/name": "x"}},
+        "spec": {"containers": [{"name": "runtime", "image": image}]},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {
+                    "name": "runtime",
+                    "image": image,
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "started": False,
+                    "state": {
+                        "waiting": {
+                            "reason": reason,
+                            "message": f'Back-off pulling image "{image}"',
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _server_with_image(image: str, **rollout: Any) -> dict[str, Any]:
+    d = deploy(**rollout)
+    d["spec"]["selector"] = {"matchLabels": {"berth.dev/agentdeployment": "demo", "c": "server"}}
+    d["spec"]["template"] = {"spec": {"containers": [{"name": "runtime", "image": image}]}}
+    return d
+
+
+def test_a_stuck_pod_stalls_its_component_with_the_kubelet_reason() -> None:
+    ch = children()
+    ch[ChildRef("apps/v1", "Deployment", N.server)] = _server_with_image("nope:1", ready=0)
+    pods = {N.server: [_stuck_pod("nope:1")]}
+    st = status(subject(), spec(), ch, [], None, NOW, rendered().wiring, pods=pods)
+    c = conds(st)
+    assert c["ServerReady"]["status"] == "False"
+    assert c["ServerReady"]["reason"] == "ImagePullBackOff"
+    assert c["Stalled"]["status"] == "True" and c["Stalled"]["reason"] == "ImagePullBackOff"
+    assert c["Ready"]["status"] == "False" and c["Ready"]["reason"] == "ImagePullBackOff"
+    assert c["Reconciling"]["status"] == "False" and c["Reconciling"]["reason"] == "Stalled"
+    message = c["Stalled"]["message"]
+    assert "Deployment demo-server" in message and "'runtime'" in message
+    assert "'nope:1'" in message
+    # The same observation again: nothing to write (the second pass writes nothing).
+    again = status(subject(), spec(), ch, [], st, LATER, rendered().wiring, pods=pods)
+    assert status_patch(again, st) is None
+
+
+def test_a_ready_workload_ignores_its_pods_and_a_fixed_image_unstalls() -> None:
+    ch = children()
+    ch[ChildRef("apps/v1", "Deployment", N.server)] = _server_with_image("good:2", ready=1)
+    old = {N.server: [_stuck_pod("nope:1")]}  # the last Pod of the bad revision, going away
+    c = conds(status(subject(), spec(), ch, [], None, NOW, pods=old))
+    assert c["Stalled"]["status"] == "False" and c["ServerReady"]["reason"] == "PodsNotReady"
+    ch[ChildRef("apps/v1", "Deployment", N.server)] = _server_with_image("good:2")
+    c = conds(status(subject(), spec(), ch, [], None, NOW, pods=old))
+    assert c["Ready"]["status"] == "True"
+
+
+def test_pods_are_listed_only_for_workloads_not_rolled_out() -> None:
+    ch = children()
+    for ref in list(ch):
+        if ref.kind in {"Deployment", "StatefulSet"}:
+            live = ch[ref]
+            live["spec"]["selector"] = {"matchLabels": {"app": ref.name}}
+    assert pods_to_inspect(spec(), N, ch) == {}  # settled: no Pod is read
+    ch[ChildRef("apps/v1", "StatefulSet", N.postgres)]["status"]["readyReplicas"] = 0
+    assert pods_to_inspect(spec(), N, ch) == {N.postgres: f"app={N.postgres}"}
+    ch[ChildRef("apps/v1", "Deployment", N.server)]["status"]["observedGeneration"] = 1
+    assert set(pods_to_inspect(spec(), N, ch)) == {N.postgres, N.server}
+    ext = {k: v for k, v in ch.items() if k.name not in {N.postgres, N.redis}}
+    assert set(pods_to_inspect(spec(**EXTERNAL), N, ext)) == {N.server}
+    assert pods_to_inspect(spec(), N, {}) == {}  # nothing created yet: nothing to list
+
+
+def test_a_stuck_bundled_database_stalls_database_ready() -> None:
+    ch = children()
+    sts = deploy(want=1, updated=1, ready=0)
+    sts["spec"]["template"] = {"spec": {"containers": [{"name": "runtime", "image": "pg:x"}]}}
+    ch[ChildRef("apps/v1", "StatefulSet", N.postgres)] = sts
+    pods = {N.postgres: [_stuck_pod("pg:x", "ErrImagePull")]}
+    c = conds(status(subject(), spec(), ch, [], None, NOW, pods=pods))
+    assert c["DatabaseReady"]["reason"] == "ErrImagePull"
+    assert c["Stalled"]["reason"] == "ErrImagePull"
+    assert c["ServerReady"]["status"] == "True"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from berth_operator.api.crd import build_crd
 from berth_operator.api.registry import KINDS, SANDBOX_CLAIM, SANDBOX_POOL
-from berth_operator.api.sandboxpool import DEFAULT_AGENT_IMAGE, parse_duration
+from berth_operator.api.sandboxpool import parse_duration
 from pydantic import ValidationError
 
 from tests.unit.operator.sandbox_factories import GITHUB_RULE, OPENAI_RULE, claim_spec, pool_spec
@@ -48,9 +48,8 @@ def test_pool_defaults_are_the_safe_choices() -> None:
     assert sc.capabilities_add is None
     assert sc.seccomp_profile.type == "RuntimeDefault"
     assert s.template.automount_service_account_token is False
-    assert (
-        s.auth_proxy.image == DEFAULT_AGENT_IMAGE == "ghcr.io/berth-dev/berth-sandbox-agent:0.1.0"
-    )
+    assert s.auth_proxy.image is None and s.auth_proxy.netinit_image is None  # operator's
+    assert s.auth_proxy.image_pull_policy is None
     assert s.auth_proxy.mode == "Transparent"
     assert s.auth_proxy.egress.allow_metadata is False
     assert s.auth_proxy.egress.allow_cluster_cidrs is False
