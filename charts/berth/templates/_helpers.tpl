@@ -19,6 +19,33 @@
 {{- end -}}
 {{- end -}}
 
+{{/*
+An image reference from {repository, tag}: `include "berth.image" (list .Values.images.runtime $)`.
+global.imageRegistry replaces the registry part of the repository (its first path component
+when that has a dot or a port, or is localhost) and prefixes names without one (Docker
+Hub's). An empty tag is the chart's appVersion; a sha256: tag is a digest.
+*/}}
+{{- define "berth.image" -}}
+{{- $image := index . 0 -}}
+{{- $root := index . 1 -}}
+{{- $repository := $image.repository -}}
+{{- $registry := trimSuffix "/" (($root.Values.global | default dict).imageRegistry | default "") -}}
+{{- if $registry -}}
+{{- $parts := splitList "/" $repository -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- $repository = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $repository = printf "%s/%s" $registry $repository -}}
+{{- end -}}
+{{- $tag := toString (default $root.Chart.AppVersion $image.tag) -}}
+{{- if hasPrefix "sha256:" $tag -}}
+{{- printf "%s@%s" $repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "berth.selectorLabels" -}}
 app.kubernetes.io/name: berth-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
