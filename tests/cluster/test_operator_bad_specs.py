@@ -29,7 +29,7 @@ pytestmark = pytest.mark.cluster
 __all__ = ["berth_crds", "operator"]
 
 REJECTED: list[tuple[str, dict[str, Any], str]] = [
-    ("missing-image", {"image": None}, "spec.image: Required value"),
+    ("empty-image", {"image": ""}, "should be at least 1 chars long"),
     ("empty-graphs", {"graphs": {"inline": {"graphs": {}}}}, "should have at least 1 properties"),
     (
         "both-graph-sources",
