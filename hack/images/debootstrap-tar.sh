@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make a lean Debian bookworm root filesystem tarball with mmdebstrap (minbase
 # variant), like the official slim images: no docs, man pages or locales, no apt
-# lists or caches. Base images are made here because no image registry is
+# lists or caches, and the official images' apt settings that keep later
+# `apt-get install` layers small (docker-clean, no translations, gzipped lists). Base images are made here because no image registry is
 # reachable. Usage: debootstrap-tar.sh OUT.tar [extra package ...]
 set -euo pipefail
 out="$1"; shift
@@ -32,8 +33,10 @@ mmdebstrap --quiet --mode=root --variant=minbase --format=tar \
   --dpkgopt='path-include=/usr/share/locale/locale.alias' \
   --dpkgopt='path-exclude=/usr/share/lintian/*' \
   --aptopt='APT::Install-Recommends "false"' \
+  --customize-hook='printf "%s\n" "DPkg::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "APT::Update::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "Dir::Cache::pkgcache \"\";" "Dir::Cache::srcpkgcache \"\";" > "$1"/etc/apt/apt.conf.d/docker-clean' \
+  --customize-hook='printf "%s\n" "Acquire::Languages \"none\";" > "$1"/etc/apt/apt.conf.d/docker-no-languages' \
+  --customize-hook='printf "%s\n" "Acquire::GzipIndexes \"true\";" > "$1"/etc/apt/apt.conf.d/docker-gzip-indexes' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/ldconfig/aux-cache "$1"/var/log/*.log "$1"/var/log/apt/*' \
-  --customize-hook='find "$1"/usr/lib/python3* -name __pycache__ -type d -prune -exec rm -rf {} + 2>/dev/null || true' \
   "$suite" "$tmp" \
   "deb $mirror $suite main" \
   "deb $mirror $suite-updates main" \
