@@ -80,6 +80,21 @@ demo: install controlplane ## Show Berth's main job end to end (runtime conversa
 bench: install controlplane ## Run the benchmarks under bench/ (prints ratios against peers)
 	@for b in bench/*.py; do echo ">> $$b"; $(PY) $$b || exit 1; done
 
+.PHONY: images
+images: install ## Build every image with buildah (no Docker daemon; bases made here), cached by source hash; writes .berth/images.json
+	@bash hack/images/ensure-image-tools.sh
+	@$(PY) -m tests.support.images build
+
+.PHONY: images-list
+images-list: ## Print each built image with its ref and size (from .berth/images.json)
+	@$(PY) -m tests.support.images list
+
+.PHONY: push
+push: images ## Push every built image to REGISTRY=host:port (INSECURE=1 skips TLS checks; automatic on loopback)
+	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=host:port [INSECURE=1]" >&2; exit 2; }
+	@echo ">> pushing the images to $(REGISTRY)"
+	@$(PY) -m tests.support.images push --registry "$(REGISTRY)" $(if $(INSECURE),--insecure)
+
 .PHONY: kind-up
 kind-up: ## (needs Docker; not run in CI) Create a kind cluster and load the Berth images
 	kind create cluster --name berth
