@@ -72,6 +72,24 @@ cluster-up: install controlplane ## Start the local control plane; writes .berth
 cluster-down: ## Stop the local control plane started by cluster-up
 	@$(PY) -m tests.support.controlplane down
 
+.PHONY: node
+node: install controlplane ## Build (once, cached) kubelet, kube-proxy, containerd, ctr and CoreDNS from Go modules; runc/CNI from Debian
+	@bash hack/ensure-node-debs.sh
+	@bash hack/build-node.sh >/dev/null
+
+.PHONY: node-up
+node-up: images node ## Start a control plane and a real kubelet node in namespaces of their own; writes .berth/e2e/controlplane/kubeconfig
+	@$(PY) -m tests.support.node up
+
+.PHONY: node-down
+node-down: ## Stop the real node and its control plane; leaves no process, mount, link, namespace or cgroup behind
+	@$(PY) -m tests.support.node down
+
+.PHONY: test-e2e
+test-e2e: images node ## e2e tier: Berth's images on a real node, installed with helm (PYTEST_ARGS passed to pytest)
+	@echo ">> e2e tests (real kubelet node, Berth's images, helm install)"
+	$(PYTEST) -m e2e tests/e2e $(PYTEST_ARGS)
+
 .PHONY: demo
 demo: install controlplane ## Show Berth's main job end to end (runtime conversation, then operator deploy)
 	@$(PY) -m examples.demo

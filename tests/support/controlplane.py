@@ -182,9 +182,9 @@ STORAGE_CLASS: dict[str, Any] = {
 }
 
 
-def fake_node(name: str) -> dict[str, Any]:
+def fake_node(name: str, tainted: bool = False) -> dict[str, Any]:
     """A Node object that kwok manages (annotation-selected) and the scheduler can use."""
-    return {
+    node: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
@@ -202,15 +202,41 @@ def fake_node(name: str) -> dict[str, Any]:
             "capacity": {"cpu": "64", "memory": "256Gi", "pods": "1000"},
         },
     }
+    if tainted:
+        node["spec"] = {"taints": [FAKE_NODE_TAINT]}
+    return node
 
 
-def start(workdir: Path | None = None, nodes: int = 2) -> ControlPlane:
-    """Start etcd, the three control-plane components and kwok; return when usable."""
+@dataclass(frozen=True)
+class NodeAccess:
+    """How a real node reaches this control plane (the e2e tier); None: loopback only.
+
+    The API server then listens on every address, advertises `advertise_address`
+    as the endpoint of the `kubernetes` Service (so Pods reach it at 10.96.0.1),
+    and calls kubelets by their InternalIP with the admin client certificate.
+    """
+
+    advertise_address: str
+    api_port: int = 6443
+
+
+FAKE_NODE_TAINT = {"key": FAKE_NODE_ANNOTATION, "value": "fake", "effect": "NoSchedule"}
+
+
+def start(
+    workdir: Path | None = None, nodes: int = 2, node_access: NodeAccess | None = None
+) -> ControlPlane:
+    """Start etcd, the three control-plane components and kwok; return when usable.
+
+    With node_access the kwok nodes are tainted, so only Pods that tolerate the
+    taint land on them and everything else goes to the real node.
+    """
     t0 = time.monotonic()
     bins = binaries_dir()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="berth-cp-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    pki = make_pki(workdir / "pki")
+    extra_names = (node_access.advertise_address,) if node_access else ()
+    pki = make_pki(workdir / "pki", extra_server_names=extra_names)
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
     try:
@@ -236,16 +262,30 @@ def start(workdir: Path | None = None, nodes: int = 2) -> ControlPlane:
         )
         wait_for_port(etcd_port, 30, procs["etcd"])
 
-        api_port = free_port()
+        api_port = node_access.api_port if node_access else free_port()
         server = f"https://127.0.0.1:{api_port}"
+        if node_access:
+            access_args = [
+                "--bind-address=0.0.0.0",
+                f"--advertise-address={node_access.advertise_address}",
+                "--endpoint-reconciler-type=lease",
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                f"--kubelet-client-certificate={pki.admin_cert}",
+                f"--kubelet-client-key={pki.admin_key}",
+            ]
+        else:
+            access_args = [
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+            ]
         log(f"starting kube-apiserver on {server}")
         procs["kube-apiserver"] = _spawn(
             "kube-apiserver",
             [
                 str(bins / "kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                *access_args,
                 f"--secure-port={api_port}",
                 f"--cert-dir={workdir / 'apiserver-certs'}",
                 f"--tls-cert-file={pki.serving_cert}",
@@ -257,7 +297,6 @@ def start(workdir: Path | None = None, nodes: int = 2) -> ControlPlane:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
-                "--endpoint-reconciler-type=none",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 "--v=0",
@@ -337,7 +376,8 @@ def start(workdir: Path | None = None, nodes: int = 2) -> ControlPlane:
             pids={name: p.pid for name, p in procs.items()},
         )
         nodes_yaml = "\n---\n".join(
-            yaml.safe_dump(fake_node(f"kwok-node-{i}")) for i in range(nodes)
+            yaml.safe_dump(fake_node(f"kwok-node-{i}", tainted=node_access is not None))
+            for i in range(nodes)
         )
         cp.kubectl("apply", "-f", "-", input=nodes_yaml + "\n---\n" + yaml.safe_dump(STORAGE_CLASS))
         cp.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=60s")

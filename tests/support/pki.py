@@ -102,8 +102,12 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def make_pki(directory: Path) -> Pki:
-    """Write a CA, serving and admin certificates and service-account keys."""
+def make_pki(directory: Path, extra_server_names: tuple[str, ...] = ()) -> Pki:
+    """Write a CA, serving and admin certificates and service-account keys.
+
+    extra_server_names: more names or IPs for the API server's certificate (the
+    address a real node's kubelet and Pods reach it at).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("berth-local-ca")
@@ -123,6 +127,7 @@ def make_pki(directory: Path) -> Pki:
             "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
             "10.96.0.1",
+            *extra_server_names,
         ],
     )
     admin_key = ec.generate_private_key(ec.SECP256R1())

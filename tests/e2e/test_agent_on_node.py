@@ -1,0 +1,188 @@
+"""Berth for real: the chart's operator Pod and the example AgentDeployment's Pods run
+from Berth's images on a real kubelet node, and a `langgraph-sdk` conversation through
+the Service gets answers computed in the runtime Pod. Each test asserts on what only
+the real containers produce (the agent's answer, rows that outlived a Postgres Pod)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from langgraph_sdk import get_client
+
+from tests.e2e.conftest import E2E, OPERATOR_NS, ROOT
+from tests.support.controlplane import kubectl_binary
+
+pytestmark = pytest.mark.e2e
+
+REFUND: dict[str, Any] = {
+    "messages": [{"role": "user", "content": "Please refund order A-1002, it is broken"}]
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def port_forward(e2e: E2E, namespace: str, target: str, port: int) -> Iterator[str]:
+    """`kubectl port-forward` to a Service: the way a user reaches a ClusterIP Service."""
+    local = free_port()
+    proc = subprocess.Popen(
+        [kubectl_binary(), "-n", namespace, "port-forward", target, f"{local}:{port}"],
+        env=e2e.cp.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), 1):
+                break
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{local}"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def example_manifest(namespace: str) -> str:
+    """examples/agentdeployment.yaml without its image: the operator's configured
+    default (the registry's berth-runtime) runs it."""
+    doc = yaml.safe_load((ROOT / "examples" / "agentdeployment.yaml").read_text())
+    doc["spec"].pop("image", None)
+    doc["spec"].pop("imagePullPolicy", None)
+    doc["metadata"]["namespace"] = namespace
+    return yaml.safe_dump(doc)
+
+
+@pytest.fixture(scope="module")
+def example(e2e: E2E) -> Iterator[str]:
+    namespace = "agents"
+    e2e.kubectl("create", "namespace", namespace)
+    e2e.kubectl("apply", "-f", "-", input=example_manifest(namespace))
+    try:
+        e2e.kubectl(
+            "-n", namespace, "wait", "--for=condition=Ready", "agentdeployment/example",
+            "--timeout=300s",
+        )  # fmt: skip
+    except AssertionError:
+        print(e2e.kubectl("-n", namespace, "get", "pods,agentdeployment", "-o", "wide"))
+        raise
+    yield namespace
+
+
+def test_operator_runs_from_its_image(e2e: E2E) -> None:
+    pod = json.loads(
+        e2e.kubectl(
+            "-n", OPERATOR_NS, "get", "pods", "-l", "app.kubernetes.io/name=berth-operator", "-o", "json"
+        )
+    )["items"][0]
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == e2e.image("berth-operator")
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    status = pod["status"]["containerStatuses"][0]
+    assert status["ready"] and status["restartCount"] == 0
+    assert pod["spec"]["nodeName"] == "berth-node"
+    # The liveness probe reached the operator inside the container, and it won peering.
+    logs = e2e.kubectl("-n", OPERATOR_NS, "logs", pod["metadata"]["name"])
+    assert "kube-probe" in logs or "/healthz" in logs
+    # The CRDs came with the chart.
+    crds = e2e.kubectl("get", "crd", "-o", "name")
+    assert "agentdeployments.berth.dev" in crds and "sandboxpools.berth.dev" in crds
+
+
+async def converse(url: str) -> tuple[str, list[dict[str, Any]]]:
+    client = get_client(url=url)
+    thread_id = (await client.threads.create())["thread_id"]
+    updates = [
+        c.data
+        async for c in client.runs.stream(thread_id, "agent", input=REFUND, stream_mode="updates")
+        if c.event == "updates"
+    ]
+    paused = [u["__interrupt__"] for u in updates if "__interrupt__" in u]
+    assert paused and paused[0][0]["value"]["tool"] == "issue_refund", updates
+    thread = await client.threads.get(thread_id)
+    assert thread["status"] == "interrupted"
+    final = await client.runs.wait(thread_id, "agent", command={"resume": {"approved": True}})
+    assert isinstance(final, dict)
+    return thread_id, final["messages"]
+
+
+def test_conversation_answered_by_the_runtime_pod(e2e: E2E, example: str) -> None:
+    pods = e2e.kubectl("-n", example, "get", "pods", "-o", "wide")
+    assert "berth-node" in pods
+    with port_forward(e2e, example, "svc/example", 8000) as url:
+        _thread_id, messages = asyncio.run(converse(url))
+    # The refund tool ran in the worker Pod, after approval, exactly once, and the
+    # agent's answer carries what it computed.
+    refunds = [m for m in messages if m.get("name") == "issue_refund"]
+    assert len(refunds) == 1 and refunds[0]["type"] == "tool", messages
+    assert "Refund RF-A-1002 issued: $45.50" in messages[-1]["content"]
+
+
+def test_thread_survives_postgres_pod_restart(e2e: E2E, example: str) -> None:
+    with port_forward(e2e, example, "svc/example", 8000) as url:
+        thread_id, messages = asyncio.run(converse(url))
+    before = len(messages)
+    e2e.kubectl("-n", example, "delete", "pod", "example-postgres-0", "--wait=true")
+    e2e.kubectl(
+        "-n", example, "wait", "--for=condition=Ready", "pod/example-postgres-0", "--timeout=180s"
+    )  # fmt: skip
+
+    async def read_back(url: str) -> dict[str, Any]:
+        client = get_client(url=url)
+        deadline = time.monotonic() + 60
+        while True:  # the runtime's pool reconnects to the new Postgres Pod
+            try:
+                return dict(await client.threads.get_state(thread_id))
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1)
+
+    with port_forward(e2e, example, "svc/example", 8000) as url:
+        state = asyncio.run(read_back(url))
+    assert len(state["values"]["messages"]) == before
+    assert state["checkpoint"]["thread_id"] == thread_id
+
+
+def test_wrong_image_stalls_with_the_kubelets_reason(e2e: E2E) -> None:
+    namespace = "bad-image"
+    e2e.kubectl("create", "namespace", namespace)
+    doc = yaml.safe_load(example_manifest(namespace))
+    doc["metadata"]["name"] = "broken"
+    doc["spec"]["image"] = "10.250.0.1:5000/no-such-image:1"
+    e2e.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc))
+    e2e.kubectl(
+        "-n", namespace, "wait", "--for=condition=Stalled", "agentdeployment/broken",
+        "--timeout=180s",
+    )  # fmt: skip
+    conditions = json.loads(
+        e2e.kubectl(
+            "-n",
+            namespace,
+            "get",
+            "agentdeployment",
+            "broken",
+            "-o",
+            "jsonpath={.status.conditions}",
+        )
+    )
+    stalled = next(c for c in conditions if c["type"] == "Stalled")
+    ready = next(c for c in conditions if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    assert stalled["status"] == "True", conditions
+    assert stalled["reason"] in {"ImagePullBackOff", "ErrImagePull"}, stalled
+    assert "no-such-image" in stalled["message"]
