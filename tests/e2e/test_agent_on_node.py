@@ -86,7 +86,14 @@ def example(e2e: E2E) -> Iterator[str]:
 def test_operator_runs_from_its_image(e2e: E2E) -> None:
     pod = json.loads(
         e2e.kubectl(
-            "-n", OPERATOR_NS, "get", "pods", "-l", "app.kubernetes.io/name=berth-operator", "-o", "json"
+            "-n",
+            OPERATOR_NS,
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=berth-operator",
+            "-o",
+            "json",
         )
     )["items"][0]
     container = pod["spec"]["containers"][0]
