@@ -39,11 +39,12 @@ crds: install ## Regenerate crds/*.yaml (and the chart's copy) from the pydantic
 	@$(PY) -m berth_operator.api.generate
 
 .PHONY: test
-test: lint ## Lint, then the unit, integration and cluster tiers
+test: lint ## Lint, then the unit, integration, cluster and e2e (real node) tiers
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-go
 	@$(MAKE) --no-print-directory test-integration
 	@$(MAKE) --no-print-directory test-cluster
+	@$(MAKE) --no-print-directory test-e2e
 
 .PHONY: test-go
 test-go: ## Go tests: go vet and go test of auth_proxy/ (auth proxy, executor, netinit)
