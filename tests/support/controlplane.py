@@ -392,7 +392,7 @@ def start(
     except BaseException:
         for p in procs.values():
             _terminate(p.pid)
-        sys.stderr.write(_tail_logs(workdir))
+        sys.stderr.write(tail_logs(workdir))
         raise
 
 
@@ -405,7 +405,7 @@ def _wait_for(pred: Any, timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def _tail_logs(workdir: Path, lines: int = 20) -> str:
+def tail_logs(workdir: Path, lines: int = 20) -> str:
     out = []
     for logfile in sorted(workdir.glob("*.log")):
         tail = logfile.read_text(errors="replace").splitlines()[-lines:]

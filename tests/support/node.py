@@ -457,16 +457,8 @@ def wait_for(pred: Any, timeout: float, what: str, node: Node | None = None) -> 
         if pred():
             return
         time.sleep(0.25)
-    tail = tail_logs(node.state) if node else ""
+    tail = controlplane.tail_logs(node.state) if node else ""
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}\n{tail}")
-
-
-def tail_logs(state: Path, lines: int = 25) -> str:
-    out = []
-    for logfile in sorted(state.glob("*.log")):
-        text = logfile.read_text(errors="replace").splitlines()[-lines:]
-        out.append(f"--- {logfile.name}\n" + "\n".join(text))
-    return "\n".join(out)
 
 
 def preflight() -> None:
@@ -548,7 +540,7 @@ def start_node(cp: ControlPlane, pause: tuple[str, Path], registry: str = REGIST
         log(f"CoreDNS Ready; node up in {time.monotonic() - t0:.1f}s")
         return node
     except BaseException:
-        sys.stderr.write(tail_logs(state))
+        sys.stderr.write(controlplane.tail_logs(state))
         stop_node(node)
         raise
 
