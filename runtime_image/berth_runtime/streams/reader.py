@@ -56,10 +56,13 @@ async def run_event_items(
     (Redis down, or the stream expired), the final values come from the run row instead.
     The run's result entry (RESULT_EVENT) is only passed on `with_result`.
     """
+    foreign = last_event_id if check_stream_id(last_event_id) == FOREIGN else None
     last_event_id = check_stream_id(last_event_id)
-    if last_event_id == FOREIGN:
+    buffered_until: tuple[int, int] | None = None
+    if foreign is not None:
         newest = await rt.bus.last_event(run_id)
-        last_event_id = newest[0] if newest is not None else None
+        buffered_until = _stream_pos(newest[0]) if newest is not None else None
+        last_event_id = None
     cursor = last_event_id or "0-0"
     poll = min(rt.settings.poll_seconds, 0.5)
     saw_any = False
@@ -68,7 +71,12 @@ async def run_event_items(
         if entries is None:
             await asyncio.sleep(poll)
         for eid, event, data in entries or []:
-            cursor, saw_any = eid, True
+            cursor = eid
+            if foreign is not None and _skipped_as_seen(eid, foreign, buffered_until):
+                if event == "end":
+                    return  # the client counts the whole finished stream as seen
+                continue
+            saw_any = True
             if event != RESULT_EVENT or with_result:
                 yield event, data, eid
             if event == "end":
@@ -98,6 +106,17 @@ async def run_event_items(
                 yield "error", dumps_bytes(result["__error__"]), None
         yield "end", dumps_bytes({"run_id": run_id, "status": status}), None
         return
+
+
+def _skipped_as_seen(eid: str, foreign: str, buffered_until: tuple[int, int] | None) -> bool:
+    """Whether a buffered event counts as already seen by a client that sent a foreign id.
+
+    The reference replays the buffered events whose id sorts after the client's id as text
+    (so `0...` replays all, `not-an-id` none) and passes on every event that comes later.
+    """
+    if buffered_until is None or _stream_pos(eid) > buffered_until:
+        return False
+    return eid <= foreign
 
 
 def _stream_pos(eid: str) -> tuple[int, int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -295,7 +294,16 @@ async def _sse_events(
 # Berth ends every SSE stream with `end` and sends `metadata` only on the stream that created
 # the run; the reference sends `metadata` on join-streams too and no `end`. Left out here.
 NOT_COMPARED = {"end", "metadata"}
-FOREIGN_IDS = ["not-an-id", str(uuid.uuid4()), "1-0", f"{uuid.uuid4()}/1-0"]
+# The reference compares a foreign id with its event ids (`<ms>-<seq>`) as text: a uuid that
+# starts with `0` sorts before them all (everything buffered is replayed), one with `f` after
+# (nothing is). Fixed ids keep the comparison deterministic; a random uuid made it flaky.
+FOREIGN_IDS = [
+    "not-an-id",
+    "0b9e4f5c-2d1a-4c1e-9a57-6d0f3b2e8c41",
+    "f3a1c2d4-5b6e-4f70-8a91-b2c3d4e5f601",
+    "1-0",
+    "5d7c9e1a-3b2f-4a6d-8e0c-1f2a3b4c5d6e/1-0",
+]
 
 
 @pytest.mark.parametrize("last_event_id", FOREIGN_IDS)
