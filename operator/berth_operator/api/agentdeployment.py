@@ -111,6 +111,17 @@ class WorkersSpec(BerthModel):
         default=10, ge=1, le=1000, description="Concurrent runs per Pod (N_JOBS_PER_WORKER)."
     )
     resources: ResourceRequirements | None = None
+    shutdown_grace_seconds: int = Field(
+        default=180,
+        ge=1,
+        le=3600,
+        description=(
+            "How long a stopping Pod lets its runs finish before it re-queues them for "
+            "another Pod (BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS). The Pod's "
+            "terminationGracePeriodSeconds is this plus 15 s, so the kubelet never kills it "
+            "mid-hand-over."
+        ),
+    )
 
 
 class QueueDepthMetric(BerthModel):

@@ -90,6 +90,8 @@ def _env(
     ]
     if role != "api":
         env.append({"name": "N_JOBS_PER_WORKER", "value": str(spec.workers.jobs_per_worker)})
+    grace = str(spec.workers.shutdown_grace_seconds)
+    env.append({"name": "BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS", "value": grace})
     env.extend(identity_env(subject))
     env.extend(_sandbox_env(subject, spec))
     env.extend(e.wire() for e in spec.env or ())
@@ -139,6 +141,16 @@ def _probe(initial_delay: int, period: int, failures: int) -> dict[str, Any]:
     }
 
 
+# Time the kubelet allows beyond the runtime's own grace: re-queueing the runs left and
+# closing connections happen after the grace ends.
+HAND_OVER_SECONDS = 15
+
+
+def termination_grace_seconds(spec: AgentDeploymentSpec) -> int:
+    """The Pod's grace: the runtime's (draining runs, open streams) plus the hand-over."""
+    return spec.workers.shutdown_grace_seconds + HAND_OVER_SECONDS
+
+
 def pod_template(
     subject: Subject,
     spec: AgentDeploymentSpec,
@@ -171,6 +183,7 @@ def pod_template(
     annotations = {**((pod.annotations if pod else None) or {}), CONFIG_HASH: wiring.config_hash}
     pod_spec: dict[str, Any] = {
         "serviceAccountName": (pod.service_account_name if pod else None) or names.service_account,
+        "terminationGracePeriodSeconds": termination_grace_seconds(spec),
         "containers": [container],
         "volumes": [
             {

@@ -31,7 +31,12 @@ def test_image_is_optional_and_an_explicit_one_is_kept() -> None:
 
 def test_wire_uses_camel_case_and_drops_nulls() -> None:
     wire = spec(workers={"enabled": True, "jobsPerWorker": 3}).wire()
-    assert wire["workers"] == {"enabled": True, "replicas": 1, "jobsPerWorker": 3}
+    assert wire["workers"] == {
+        "enabled": True,
+        "replicas": 1,
+        "jobsPerWorker": 3,
+        "shutdownGraceSeconds": 180,
+    }
     assert "autoscaling" not in wire
 
 

@@ -58,6 +58,18 @@ def test_combined_server_runs_serve_with_the_contract() -> None:
     assert ChildRef("apps/v1", "Deployment", "demo-worker") in d.orphans
 
 
+def test_pods_outlast_the_runtimes_shutdown_grace() -> None:
+    """The kubelet must not kill a Pod while its runtime still drains or re-queues runs."""
+    d = rendered(spec(workers={"enabled": True, "shutdownGraceSeconds": 40}))
+    for name in ("demo-server", "demo-worker"):
+        deploy = find(d, "Deployment", name)
+        assert deploy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 55
+        env = _env(_container(deploy))
+        assert env["BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS"]["value"] == "40"
+    default = find(rendered(spec()), "Deployment", "demo-server")["spec"]["template"]["spec"]
+    assert default["terminationGracePeriodSeconds"] == 195
+
+
 def test_split_mode_renders_api_and_worker() -> None:
     d = rendered(spec(workers={"enabled": True, "replicas": 3, "jobsPerWorker": 4}))
     api = _container(find(d, "Deployment", "demo-server"))
