@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.access import example_manifest
 from tests.support import images, node
 from tests.support.controlplane import ControlPlane
 
@@ -119,3 +120,23 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         node.down()
         left = node.leftovers()
         assert not left, f"the node left things on the host: {left}"
+
+
+EXAMPLE_NAMESPACE = "agents"
+
+
+@pytest.fixture(scope="session")
+def example(e2e: E2E) -> str:
+    """examples/agentdeployment.yaml applied in its own namespace and Ready; its namespace."""
+    namespace = EXAMPLE_NAMESPACE
+    e2e.kubectl("create", "namespace", namespace)
+    e2e.kubectl("apply", "-f", "-", input=example_manifest(namespace))
+    try:
+        e2e.kubectl(
+            "-n", namespace, "wait", "--for=condition=Ready", "agentdeployment/example",
+            "--timeout=300s",
+        )  # fmt: skip
+    except AssertionError:
+        print(e2e.kubectl("-n", namespace, "get", "pods,agentdeployment", "-o", "wide"))
+        raise
+    return namespace

@@ -6,81 +6,22 @@ the real containers produce (the agent's answer, rows that outlived a Postgres P
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 from langgraph_sdk import get_client
 
-from tests.e2e.conftest import E2E, OPERATOR_NS, ROOT
-from tests.support.controlplane import kubectl_binary
+from tests.e2e.access import example_manifest, port_forward
+from tests.e2e.conftest import E2E, OPERATOR_NS
 
 pytestmark = pytest.mark.e2e
 
 REFUND: dict[str, Any] = {
     "messages": [{"role": "user", "content": "Please refund order A-1002, it is broken"}]
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def port_forward(e2e: E2E, namespace: str, target: str, port: int) -> Iterator[str]:
-    """`kubectl port-forward` to a Service: the way a user reaches a ClusterIP Service."""
-    local = free_port()
-    proc = subprocess.Popen(
-        [kubectl_binary(), "-n", namespace, "port-forward", target, f"{local}:{port}"],
-        env=e2e.cp.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), 1):
-                break
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{local}"
-    finally:
-        proc.terminate()
-        proc.wait()
-
-
-def example_manifest(namespace: str) -> str:
-    """examples/agentdeployment.yaml without its image: the operator's configured
-    default (the registry's berth-runtime) runs it."""
-    doc = yaml.safe_load((ROOT / "examples" / "agentdeployment.yaml").read_text())
-    doc["spec"].pop("image", None)
-    doc["spec"].pop("imagePullPolicy", None)
-    doc["metadata"]["namespace"] = namespace
-    return yaml.safe_dump(doc)
-
-
-@pytest.fixture(scope="module")
-def example(e2e: E2E) -> Iterator[str]:
-    namespace = "agents"
-    e2e.kubectl("create", "namespace", namespace)
-    e2e.kubectl("apply", "-f", "-", input=example_manifest(namespace))
-    try:
-        e2e.kubectl(
-            "-n", namespace, "wait", "--for=condition=Ready", "agentdeployment/example",
-            "--timeout=300s",
-        )  # fmt: skip
-    except AssertionError:
-        print(e2e.kubectl("-n", namespace, "get", "pods,agentdeployment", "-o", "wide"))
-        raise
-    yield namespace
 
 
 def test_operator_runs_from_its_image(e2e: E2E) -> None:
@@ -135,7 +76,7 @@ async def converse(url: str) -> tuple[str, list[dict[str, Any]]]:
 def test_conversation_answered_by_the_runtime_pod(e2e: E2E, example: str) -> None:
     pods = e2e.kubectl("-n", example, "get", "pods", "-o", "wide")
     assert "berth-node" in pods
-    with port_forward(e2e, example, "svc/example", 8000) as url:
+    with port_forward(e2e.cp, example, "svc/example", 8000) as url:
         _thread_id, messages = asyncio.run(converse(url))
     # The refund tool ran in the worker Pod, after approval, exactly once, and the
     # agent's answer carries what it computed.
@@ -145,7 +86,7 @@ def test_conversation_answered_by_the_runtime_pod(e2e: E2E, example: str) -> Non
 
 
 def test_thread_survives_postgres_pod_restart(e2e: E2E, example: str) -> None:
-    with port_forward(e2e, example, "svc/example", 8000) as url:
+    with port_forward(e2e.cp, example, "svc/example", 8000) as url:
         thread_id, messages = asyncio.run(converse(url))
     before = len(messages)
     e2e.kubectl("-n", example, "delete", "pod", "example-postgres-0", "--wait=true")
@@ -164,7 +105,7 @@ def test_thread_survives_postgres_pod_restart(e2e: E2E, example: str) -> None:
                     raise
                 await asyncio.sleep(1)
 
-    with port_forward(e2e, example, "svc/example", 8000) as url:
+    with port_forward(e2e.cp, example, "svc/example", 8000) as url:
         state = asyncio.run(read_back(url))
     assert len(state["values"]["messages"]) == before
     assert state["checkpoint"]["thread_id"] == thread_id
