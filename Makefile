@@ -92,7 +92,7 @@ test-e2e: images node ## e2e tier: Berth's images on a real node, installed with
 	$(PYTEST) -m e2e tests/e2e $(PYTEST_ARGS)
 
 .PHONY: demo
-demo: install controlplane ## Show Berth's main job end to end (runtime conversation, then operator deploy)
+demo: install controlplane images node ## Show Berth's main job: an agent answering langgraph-sdk locally, then from its Pod on a real node (helm install), then warm sandboxes
 	@$(PY) -m examples.demo
 
 .PHONY: bench
