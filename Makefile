@@ -114,6 +114,11 @@ push: images ## Push every built image to REGISTRY=host:port (INSECURE=1 skips T
 	@echo ">> pushing the images to $(REGISTRY)"
 	@$(PY) -m tests.support.images push --registry "$(REGISTRY)" $(if $(INSECURE),--insecure)
 
+.PHONY: helm-values
+helm-values: ## Print Helm values pointing every image at REGISTRY=host:port[/path] (after make push); for helm install -f
+	@test -n "$(REGISTRY)" || { echo "usage: make helm-values REGISTRY=host:port[/path]" >&2; exit 2; }
+	@$(PY) -m tests.support.images values --registry "$(REGISTRY)"
+
 .PHONY: kind-up
 kind-up: ## (needs Docker; not run in CI) Create a kind cluster and load the Berth images
 	kind create cluster --name berth

@@ -29,6 +29,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from tests.support.image_hash import collect_files, short_tag, tree_digest
 from tests.support.image_recipes import BASES, IMAGES, BaseRecipe, ImageRecipe
@@ -444,6 +447,33 @@ def push(
     return digests
 
 
+# --- chart values ----------------------------------------------------------------------------
+
+# The chart's value for each image Berth deploys, and which image of `make images` it takes.
+CHART_IMAGES = {
+    "runtime": "berth-runtime",
+    "sandboxAgent": "berth-sandbox-agent",
+    "netinit": "berth-sandbox-netinit",
+    # Debian-built images honouring the official images' environment contract.
+    "postgres": "berth-test-postgres",
+    "redis": "berth-test-redis",
+}
+
+
+def chart_values(images: Mapping[str, ImageInfo], registry: str) -> dict[str, Any]:
+    """Helm values that point every image of the chart at `registry` with one value
+    (`global.imageRegistry`), plus each image's repository and source-hash tag."""
+
+    def ref(name: str) -> dict[str, str]:
+        return {"repository": name, "tag": images[name].tag}
+
+    return {
+        "global": {"imageRegistry": registry},
+        "image": ref("berth-operator"),
+        "images": {key: ref(name) for key, name in CHART_IMAGES.items()},
+    }
+
+
 # --- command line ----------------------------------------------------------------------------
 
 
@@ -467,6 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     push_cmd = sub.add_parser("push", help="push every built image to REGISTRY")
     push_cmd.add_argument("--registry", required=True, help="host:port[/path]")
     push_cmd.add_argument("--insecure", action="store_true", help="skip TLS verification")
+    values_cmd = sub.add_parser("values", help="print Helm values for the images in REGISTRY")
+    values_cmd.add_argument("--registry", required=True, help="host:port[/path]")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -480,6 +512,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "tags":
             for name, tag in compute_tags().items():
                 print(f"{name} {local_ref(name, tag)}")
+        elif args.command == "values":
+            if not INDEX.is_file():
+                print(f"no index at {INDEX}: run `make images`", file=sys.stderr)
+                return 1
+            print(yaml.safe_dump(chart_values(read_index(), args.registry), sort_keys=False))
         else:
             images = read_index() if INDEX.is_file() else build_images()
             push(images, args.registry, insecure=True if args.insecure else None)

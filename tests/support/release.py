@@ -33,23 +33,8 @@ def log(msg: str) -> None:
 
 
 def chart_values(built: dict[str, images.ImageInfo]) -> dict[str, Any]:
-    """Every image from the node's registry, set with one registry value plus the tags."""
-
-    def ref(name: str) -> dict[str, str]:
-        return {"repository": name, "tag": built[name].tag}
-
-    return {
-        "global": {"imageRegistry": node.REGISTRY},
-        "image": ref("berth-operator"),
-        "images": {
-            "runtime": ref("berth-runtime"),
-            "sandboxAgent": ref("berth-sandbox-agent"),
-            "netinit": ref("berth-sandbox-netinit"),
-            # Debian-built images honouring the official images' environment contract.
-            "postgres": ref("berth-test-postgres"),
-            "redis": ref("berth-test-redis"),
-        },
-    }
+    """Every image from the node's registry (see `images.chart_values`)."""
+    return images.chart_values(built, node.REGISTRY)
 
 
 def serve_registry(logfile: Path) -> subprocess.Popen[bytes]:

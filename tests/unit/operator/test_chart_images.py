@@ -8,6 +8,7 @@ fails if the chart passes a flag the operator does not understand.
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ import yaml
 from berth_operator.api.generate import REPO, helm_binary
 from berth_operator.cli import build_parser, options_from
 from berth_operator.render.images import ImageDefaults
+
+from tests.support import images
 
 CHART = str(REPO / "charts" / "berth")
 LOCAL = ["--set", "global.imageRegistry=127.0.0.1:5000"]
@@ -128,3 +131,29 @@ def test_notes_list_the_images_in_use() -> None:
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "(registry 127.0.0.1:5000)" in notes
     assert "127.0.0.1:5000/berth-dev/berth-runtime:0.1.0" in notes
+
+
+def test_values_printed_by_make_helm_values_point_the_chart_at_the_pushed_images(
+    tmp_path: Path,
+) -> None:
+    """`make helm-values REGISTRY=...` output, given to `helm install -f`, runs exactly the
+    refs `make push REGISTRY=...` pushed (<registry>/<name>:<source tag>)."""
+    names = ["berth-operator", *images.CHART_IMAGES.values()]
+
+    def info(name: str, tag: str) -> images.ImageInfo:
+        return images.ImageInfo(name, f"localhost/{name}:{tag}", tag, "", "", 0, 0, "", "")
+
+    built = {n: info(n, f"t{i}") for i, n in enumerate(names)}
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(images.chart_values(built, "reg.example.com:5000/team")))
+    c = operator_container("-f", str(values))
+    pushed = {n: f"reg.example.com:5000/team/{n}:{built[n].tag}" for n in names}
+    assert c["image"] == pushed["berth-operator"]
+    assert images_of(c) == ImageDefaults(
+        runtime=pushed["berth-runtime"],
+        sandbox_agent=pushed["berth-sandbox-agent"],
+        netinit=pushed["berth-sandbox-netinit"],
+        postgres=pushed["berth-test-postgres"],
+        redis=pushed["berth-test-redis"],
+        pull_policy="IfNotPresent",
+    )
