@@ -96,7 +96,7 @@ demo: install controlplane images node ## Show Berth's main job: an agent answer
 	@$(PY) -m examples.demo
 
 .PHONY: bench
-bench: install controlplane ## Run the benchmarks under bench/ (prints ratios against peers)
+bench: install controlplane images node ## Run the benchmarks under bench/ (prints ratios against peers)
 	@for b in bench/*.py; do echo ">> $$b"; $(PY) $$b || exit 1; done
 
 .PHONY: images
