@@ -1,0 +1,1 @@
+"""`berth`: from an agent folder to a running deployment (dev server, image, Kubernetes)."""

@@ -1,0 +1,1 @@
+"""Deep-agent folders (`AGENTS.md`, `skills/`, `mcp.json`, `deepagents.toml`) as graphs."""
