@@ -13,8 +13,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from langgraph.store.postgres.aio import AsyncPostgresStore
 
+from berth_runtime.agent_auth.config import parse_agent_auth
+from berth_runtime.agent_auth.crypto import sealer_from_env
+from berth_runtime.agent_auth.service import AgentAuth, set_service
 from berth_runtime.api import (
     a2a,
+    agent_auth,
     assistants,
     crons,
     mcp,
@@ -66,6 +70,9 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
 
     for key, value in config.env.items():
         os.environ.setdefault(key, value)
+    # Checked now, not in the lifespan: incomplete providers or a missing key stop start-up.
+    auth_config = parse_agent_auth(config.agent_auth, os.environ)
+    sealer = sealer_from_env(os.environ) if auth_config is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,6 +87,10 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         bus = Bus(settings.redis_uri, settings.database_uri, settings.stream_ttl_seconds)
         rt = Runtime(settings, config, pool, checkpointer, memory, graphs, bus, role)
         app.state.rt = rt
+        app.state.agent_auth = None
+        if auth_config is not None and sealer is not None:
+            app.state.agent_auth = AgentAuth(auth_config, sealer, pool)
+            set_service(app.state.agent_auth)
         await assistants.ensure_default_assistants(rt)
         worker: Worker | None = None
         if role in ("serve", "worker"):
@@ -101,6 +112,9 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
             if worker is not None:
                 await worker.shutdown(settings.shutdown_grace_secs)
             await stop_sandboxes()
+            if app.state.agent_auth is not None:
+                set_service(None)
+                await app.state.agent_auth.close()
             if config.store_ttl is not None and config.store_ttl.default_ttl is not None:
                 await memory.stop_ttl_sweeper()
             await bus.close()
@@ -112,7 +126,9 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
     if config.auth is not None:
         # Loaded now, not in the lifespan: a bad auth module must stop the process at once.
         app.state.auth = load_auth(config.auth, config.dependencies)
-        app.add_middleware(AuthMiddleware, auth=app.state.auth)
+        app.add_middleware(
+            AuthMiddleware, auth=app.state.auth, bypass=agent_auth.bypasses_custom_auth
+        )
     # Added last, so outermost: preflights and auth failures get CORS headers too.
     app.add_middleware(CORSMiddleware, **cors_options(config.http_cors, os.environ))
     install_error_handlers(app)
@@ -121,7 +137,7 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         for module in (assistants, threads, thread_stream, crons, runs, store):
             app.include_router(module.router)
         # Issue 7: the rest of the Agent Server surface (MCP is mounted below).
-        for module in (a2a, stream_v2, storage):
+        for module in (a2a, stream_v2, storage, agent_auth):
             app.include_router(module.router)
         mcp.install(app)
     return app

@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"berth-runtime: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     port = args.port if args.port is not None else settings.port
+    # Where graphs reach this server's Agent Auth API (langchain-auth's Client(api_url=...)).
+    os.environ.setdefault("BERTH_AGENT_AUTH_URL", f"http://127.0.0.1:{port}")
     # JSON logs: uvicorn's loggers go through the root handler instead of their own.
     log_config: dict[str, Any] | None = (
         None if log_format == "json" else uvicorn.config.LOGGING_CONFIG

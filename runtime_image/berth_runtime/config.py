@@ -67,6 +67,8 @@ class BerthConfig:
     auth: GraphSpec | None = None
     http_cors: Mapping[str, Any] | None = None  # `http.cors`, checked by berth_runtime.cors
     sandbox: Mapping[str, Any] | None = None  # checked by berth_runtime.sandbox.settings
+    # `agent_auth`, checked with the environment (client secrets) by berth_runtime.agent_auth
+    agent_auth: Mapping[str, Any] | None = None
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -199,7 +201,16 @@ def parse_config(
         auth,
         http_cors=http_raw.get("cors"),
         sandbox=_sandbox(data.get("sandbox")),
+        agent_auth=_agent_auth(data.get("agent_auth")),
     )
+
+
+def _agent_auth(raw: Any) -> Mapping[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError("langgraph.json: 'agent_auth' must be an object")
+    return dict(raw)
 
 
 def _sandbox(raw: Any) -> Mapping[str, Any] | None:

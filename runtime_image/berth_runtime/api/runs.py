@@ -56,7 +56,15 @@ async def _create(request: Request, body: _RunCreate, thread_id: str | None) -> 
             row = await q.fetchone(conn, "get_thread", thread_id=parse_uuid(thread_id, "thread_id"))
         if row is not None and not visible(row["metadata"], filters):
             raise HTTPException(404, f"Thread '{thread_id}' not found")
-    return await create_run(rt_of(request), body, thread_id)
+    return await create_run(rt_of(request), body, thread_id, user_of(request))
+
+
+def user_of(request: Request) -> dict[str, Any] | None:
+    """The caller as custom auth identified it (None without custom auth)."""
+    user = request.scope.get("state", {}).get("berth_user_obj")
+    if user is None:
+        return None
+    return {"identity": user.identity, "permissions": list(user.permissions)}
 
 
 def run_json(run: dict[str, Any]) -> dict[str, Any]:

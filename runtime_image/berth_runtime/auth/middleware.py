@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from langgraph_sdk import Auth
@@ -33,8 +34,15 @@ def identity_of(user: Any) -> str:
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, auth: Auth) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: Auth,
+        bypass: Callable[[str, dict[str, str]], bool] | None = None,
+    ) -> None:
         self.app = app
+        # Routes that authenticate themselves (Agent Auth's callback, its API-key routes).
+        self.bypass = bypass
         handler = auth._authenticate_handler
         assert handler is not None
         self.handler = handler
@@ -57,6 +65,9 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if self.bypass is not None and self.bypass(request.url.path, dict(request.headers)):
+            await self.app(scope, receive, send)
+            return
         try:
             result: Any = self.handler(**self._kwargs(request))
             if inspect.isawaitable(result):

@@ -15,7 +15,7 @@ Conn = AsyncConnection[DictRow]
 
 
 # Parameters passed as Postgres arrays, not jsonb.
-_ARRAYS = frozenset({"run_ids", "statuses"})
+_ARRAYS = frozenset({"run_ids", "statuses", "scopes"})
 
 
 def adapt(params: dict[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,11 @@ def run_config(run: dict[str, Any]) -> dict[str, Any]:
         graph_id=kwargs.get("graph_id"),
     )
     conf.setdefault("checkpoint_ns", "")
+    user = kwargs.get("user")
+    if user:
+        # As the Agent Server: the authenticated caller, for nodes and tools acting for them.
+        conf["langgraph_auth_user_id"] = user["identity"]
+        conf["langgraph_auth_permissions"] = list(user.get("permissions") or [])
     meta = config.setdefault("metadata", {})
     meta.update(run.get("metadata") or {})
     meta.update(

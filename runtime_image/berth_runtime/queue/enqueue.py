@@ -54,7 +54,12 @@ def run_context(
     return {**(assistant.get("context") or {}), **own}
 
 
-def run_kwargs(body: _RunCreate, assistant: dict[str, Any], stateless: bool) -> dict[str, Any]:
+def run_kwargs(
+    body: _RunCreate,
+    assistant: dict[str, Any],
+    stateless: bool,
+    user: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     config = merge_config(assistant.get("config") or {}, body.config)
     context = run_context(body, assistant, config)
     if isinstance(body, RunCreateStateful):
@@ -88,6 +93,9 @@ def run_kwargs(body: _RunCreate, assistant: dict[str, Any], stateless: bool) -> 
         "temporary": stateless,
         "on_completion": body.on_completion if isinstance(body, RunCreateStateless) else None,
         "graph_id": assistant["graph_id"],
+        # Who asked for the run (custom auth): nodes read it as `langgraph_auth_user_id`, and
+        # Agent Auth keys the user's OAuth tokens by it.
+        "user": user,
     }
 
 
@@ -102,7 +110,9 @@ def _validate(body: _RunCreate, stateless: bool, policy: WebhookPolicy) -> None:
             raise HTTPException(422, reason)
 
 
-async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> dict[str, Any]:
+async def create_run(
+    rt: Runtime, body: _RunCreate, thread_id: str | None, user: dict[str, Any] | None = None
+) -> dict[str, Any]:
     stateless = thread_id is None
     _validate(body, stateless, rt.config.webhooks)
     aid = assistant_uuid(rt, body.assistant_id)
@@ -112,6 +122,7 @@ async def create_run(rt: Runtime, body: _RunCreate, thread_id: str | None) -> di
         thread_id=uuid.uuid4() if thread_id is None else parse_uuid(thread_id, "thread_id"),
         strategy=body.multitask_strategy if isinstance(body, RunCreateStateful) else "enqueue",
         stateless=stateless,
+        user=user,
     )
     to_cancel: list[str] = []
     async with rt.pool.connection() as conn:
@@ -149,6 +160,7 @@ class _Plan:
     thread_id: uuid.UUID
     strategy: str
     stateless: bool
+    user: dict[str, Any] | None = None
 
     def params(self, assistant: dict[str, Any]) -> dict[str, Any]:
         """Parameters of insert_run."""
@@ -157,7 +169,7 @@ class _Plan:
             "thread_id": self.thread_id,
             "assistant_id": assistant["assistant_id"],
             "metadata": self.body.metadata,
-            "kwargs": run_kwargs(self.body, assistant, self.stateless),
+            "kwargs": run_kwargs(self.body, assistant, self.stateless, self.user),
             "multitask_strategy": self.strategy,
             "after_seconds": self.body.after_seconds,
             "thread_metadata": {

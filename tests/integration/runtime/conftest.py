@@ -72,8 +72,9 @@ def launch(
     extra_env: dict[str, str] | None = None,
     config: Path = GRAPHS_CONFIG,
     wait: bool = True,
+    port: int | None = None,
 ) -> RuntimeProcess:
-    port = free_port()
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URI", "DATABASE_URI")}
     env.update(FAST_ENV)
     env["DATABASE_URI"] = database_uri
