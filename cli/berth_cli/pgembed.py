@@ -82,6 +82,7 @@ class EmbeddedPostgres:
             capture_output=True,
             env={**os.environ, "LC_ALL": "C.UTF-8"},
             user=user,
+            cwd=self.data,
             check=False,
         )
         if result.returncode != 0:
@@ -117,6 +118,14 @@ class EmbeddedPostgres:
         """Launch without waiting (`wait_ready` later): the runtime's imports overlap the
         server's start-up, and the runtime retries its first connection anyway."""
         user = procs.unprivileged_user()
+        if user is not None:
+            blocked = procs.unreachable_ancestor(self.data, user)
+            if blocked is not None:
+                raise PostgresError(
+                    f"running as root, Postgres runs as user {user!r}, which cannot enter "
+                    f"{blocked}: `chmod o+x {blocked}`, run berth dev as a normal user, or "
+                    "set DATABASE_URI"
+                )
         if not (self.data / "PG_VERSION").is_file():
             self._init(user)
         else:
@@ -138,6 +147,7 @@ class EmbeddedPostgres:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "LC_ALL": "C.UTF-8"},
                 user=user,
+                cwd=self.data,
                 preexec_fn=procs.die_with_parent(signal.SIGINT),
                 start_new_session=True,
             )

@@ -44,6 +44,26 @@ def chown_tree(path: Path, user: str) -> None:
         os.chown(p, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
 
 
+def unreachable_ancestor(path: Path, user: str) -> Path | None:
+    """The first folder above `path` that `user` may not enter (no x bit for it), if any."""
+    import grp
+    import stat
+
+    entry = pwd.getpwnam(user)
+    gids = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    for folder in reversed(path.resolve().parents):
+        st = folder.stat()
+        if st.st_uid == entry.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in gids:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return folder
+    return None
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
