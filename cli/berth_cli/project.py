@@ -160,8 +160,9 @@ def parse_crons(raw: Any, where: str, graphs: Sequence[str]) -> tuple[Cron, ...]
             AgentCronSpec.model_validate({**spec, "deploymentRef": {"name": "x"}})
         except ValidationError as e:
             err = e.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or "spec"
-            raise ProjectError(f"{at}: {field}: {err['msg']}") from None
+            field = ".".join(str(p) for p in err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise ProjectError(f"{at}.{field}: {msg}" if field else f"{at}: {msg}") from None
         if len({c.name for c in out} | {name}) == len(out):
             raise ProjectError(f"{at}.name {name!r} is used twice")
         out.append(Cron(name=name, spec=spec))

@@ -65,7 +65,7 @@ def build_graph(root: Path, env: Mapping[str, str] | None = None) -> Any:
             skills=tuple(s.name for s in folder.skills),
             files_path=AGENT_ROUTE,
         )
-    tools = load_tools(folder) + list_tools(folder.mcp_servers)
+    tools = load_tools(folder) + list_tools(folder.mcp_servers, folder.root)
     default: Any
     if folder.settings.sandbox is not None:
         from berth_runtime.sandbox import sandbox_backend

@@ -16,6 +16,7 @@ import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
@@ -38,8 +39,11 @@ def expand(value: str, env: Mapping[str, str]) -> str:
 
 
 @contextlib.asynccontextmanager
-async def session(server: McpServer, env: Mapping[str, str]) -> AsyncIterator[Any]:
-    """An initialized `mcp.ClientSession` to one server."""
+async def session(
+    server: McpServer, env: Mapping[str, str], cwd: Path | None = None
+) -> AsyncIterator[Any]:
+    """An initialized `mcp.ClientSession` to one server (a command runs in `cwd`: the
+    agent's folder, so `./server.py` in mcp.json is the folder's)."""
     from mcp import ClientSession
 
     if server.transport == "stdio":
@@ -53,6 +57,7 @@ async def session(server: McpServer, env: Mapping[str, str]) -> AsyncIterator[An
             command=command,
             args=list(server.args),
             env={**env, **{k: expand(v, env) for k, v in server.env}},
+            cwd=cwd,
         )
         async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
             await s.initialize()
@@ -90,9 +95,11 @@ def _text(result: Any) -> str:
     return "\n".join(parts)
 
 
-def make_tool(server: McpServer, name: str, description: str, schema: dict[str, Any]) -> BaseTool:
+def make_tool(
+    server: McpServer, name: str, description: str, schema: dict[str, Any], cwd: Path | None
+) -> BaseTool:
     async def call(**arguments: Any) -> str:
-        async with session(server, dict(os.environ)) as s:
+        async with session(server, dict(os.environ), cwd) as s:
             result = await s.call_tool(name, arguments)
         text = _text(result)
         if getattr(result, "is_error", False):
@@ -108,25 +115,33 @@ def make_tool(server: McpServer, name: str, description: str, schema: dict[str, 
     )
 
 
-async def _list(servers: tuple[McpServer, ...]) -> list[BaseTool]:
+def _leaf(e: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups."""
+    while isinstance(e, BaseExceptionGroup) and e.exceptions:
+        e = e.exceptions[0]
+    return e
+
+
+async def _list(servers: tuple[McpServer, ...], cwd: Path | None) -> list[BaseTool]:
     tools: list[BaseTool] = []
     env = dict(os.environ)
     for server in servers:
         try:
-            async with session(server, env) as s:
+            async with session(server, env, cwd) as s:
                 listed = (await s.list_tools()).tools
-        except Exception as e:
+        except Exception as group:
+            e = _leaf(group)
             raise FolderError(
                 f"{MCP_FILE}: mcpServers.{server.name}: cannot list its tools: "
                 f"{type(e).__name__}: {e}"
             ) from None
         for tool in listed:
             schema = dict(getattr(tool, "input_schema", None) or {})
-            tools.append(make_tool(server, tool.name, tool.description or "", schema))
+            tools.append(make_tool(server, tool.name, tool.description or "", schema, cwd))
     return tools
 
 
-def list_tools(servers: tuple[McpServer, ...]) -> list[BaseTool]:
+def list_tools(servers: tuple[McpServer, ...], cwd: Path | None = None) -> list[BaseTool]:
     """List every server's tools (in a thread of its own: the caller may run a loop)."""
     if not servers:
         return []
@@ -135,7 +150,7 @@ def list_tools(servers: tuple[McpServer, ...]) -> list[BaseTool]:
 
     def run() -> None:
         try:
-            out.append(asyncio.run(_list(servers)))
+            out.append(asyncio.run(_list(servers, cwd)))
         except BaseException as e:
             errors.append(e)
 
