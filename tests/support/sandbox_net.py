@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support.pki import CA, make_ca, make_leaf
 
@@ -188,7 +189,11 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def start_sandbox(
-    ns: Netns, *, rules_path_prefix: str = "/v1/", netinit_args: Sequence[str] = ()
+    ns: Netns,
+    *,
+    rules_path_prefix: str = "/v1/",
+    netinit_args: Sequence[str] = (),
+    configure: Callable[[dict[str, Any], Path], None] | None = None,
 ) -> SandboxSetup:
     """Start the upstream, apply berth-netinit and run the proxy as UID 1337 in ns."""
     bin_src = build_binaries()
@@ -262,6 +267,8 @@ def start_sandbox(
         "allow": {"hosts": ["open.test"], "cidrs": [], "ports": [443, 80]},
         "passthrough": ["pass.test"],
     }
+    if configure is not None:  # a test's own rules and proxy-only files (in pdir)
+        configure(config, pdir)
     _owned(pdir / "config.json", json.dumps(config).encode(), PROXY_UID, 0o400)
 
     # What the sandbox sees: the CA bundle only (like the Pod's /berth/ca/ca-bundle.crt).

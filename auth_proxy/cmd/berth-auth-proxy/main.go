@@ -19,8 +19,10 @@ import (
 	"github.com/berth-dev/berth/auth_proxy/internal/audit"
 	"github.com/berth-dev/berth/auth_proxy/internal/certs"
 	"github.com/berth-dev/berth/auth_proxy/internal/config"
+	"github.com/berth-dev/berth/auth_proxy/internal/inject"
 	"github.com/berth-dev/berth/auth_proxy/internal/proxy"
 	"github.com/berth-dev/berth/auth_proxy/internal/secrets"
+	"github.com/berth-dev/berth/auth_proxy/internal/usertoken"
 )
 
 func main() {
@@ -88,7 +90,12 @@ func run(cfgPath string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	p := proxy.New(proxy.Options{Config: cfg, CA: ca, Secrets: store, Audit: audit.New(os.Stdout), UpstreamRoots: roots, Log: log})
+	var source inject.Secrets = store
+	if cfg.AgentAuth != nil {
+		// User-scoped OAuth tokens come from the runtime, cached until shortly before expiry.
+		source = usertoken.New(*cfg.AgentAuth, store, &http.Client{Timeout: 10 * time.Second}, 30*time.Second)
+	}
+	p := proxy.New(proxy.Options{Config: cfg, CA: ca, Secrets: source, Audit: audit.New(os.Stdout), UpstreamRoots: roots, Log: log})
 	adminSrv := &http.Server{Handler: proxy.AdminHandler(cfg, store), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = adminSrv.Serve(admin) }()
 	log.Info("listening", "proxy", ln.Addr().String(), "admin", admin.Addr().String(), "rules", len(cfg.Rules))

@@ -8,16 +8,30 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 )
 
 // Header is one header a rule injects; {secret} in Value is replaced by the
-// content of SecretFile (trailing newline trimmed).
+// content of SecretFile (trailing newline trimmed), or, with OAuthProvider, by the
+// OAuth access token of the sandbox's thread user for that provider, fetched from the
+// runtime (see AgentAuth).
 type Header struct {
-	Name       string `json:"name"`
-	Value      string `json:"value"`
-	SecretFile string `json:"secretFile"`
+	Name          string `json:"name"`
+	Value         string `json:"value"`
+	SecretFile    string `json:"secretFile"`
+	OAuthProvider string `json:"oauthProvider,omitempty"`
+}
+
+// AgentAuth is where user-scoped OAuth tokens come from: the runtime's
+// GET TokenURL?provider=P, authenticated with the proxy token (ProxyTokenFile) for the
+// thread the sandbox is claimed for (ThreadIDFile). Both files are re-read when they
+// change, so a warm Pod bound to a thread later needs no restart.
+type AgentAuth struct {
+	TokenURL       string `json:"tokenURL"`
+	ThreadIDFile   string `json:"threadIdFile"`
+	ProxyTokenFile string `json:"proxyTokenFile"`
 }
 
 // Rule injects headers into requests to matching hosts (and path prefix).
@@ -38,16 +52,17 @@ type Allow struct {
 
 // Config is the whole config.json.
 type Config struct {
-	Listen            string   `json:"listen"`
-	AdminListen       string   `json:"adminListen"`
-	CACertFile        string   `json:"caCertFile"`
-	CAKeyFile         string   `json:"caKeyFile"`
-	UpstreamCAFile    string   `json:"upstreamCAFile,omitempty"`
-	SecretPollSeconds float64  `json:"secretPollSeconds,omitempty"`
-	Rules             []Rule   `json:"rules"`
-	Allow             Allow    `json:"allow"`
-	Passthrough       []string `json:"passthrough"`
-	DenyCIDRs         []string `json:"denyCidrs"`
+	Listen            string     `json:"listen"`
+	AdminListen       string     `json:"adminListen"`
+	CACertFile        string     `json:"caCertFile"`
+	CAKeyFile         string     `json:"caKeyFile"`
+	UpstreamCAFile    string     `json:"upstreamCAFile,omitempty"`
+	SecretPollSeconds float64    `json:"secretPollSeconds,omitempty"`
+	Rules             []Rule     `json:"rules"`
+	Allow             Allow      `json:"allow"`
+	Passthrough       []string   `json:"passthrough"`
+	DenyCIDRs         []string   `json:"denyCidrs"`
+	AgentAuth         *AgentAuth `json:"agentAuth,omitempty"`
 }
 
 // DefaultDenyCIDRs are metadata, private, CGNAT, ULA and loopback ranges.
@@ -130,9 +145,26 @@ func (c *Config) Validate() error {
 			if h.Name == "" || strings.ContainsAny(h.Name, " :\r\n") {
 				errs = append(errs, fmt.Errorf("%s.headers[%d].name %q is not a header name", where, j, h.Name))
 			}
-			if strings.Contains(h.Value, "{secret}") && h.SecretFile == "" {
-				errs = append(errs, fmt.Errorf("%s.headers[%d]: value uses {secret} but secretFile is empty", where, j))
+			if strings.Contains(h.Value, "{secret}") && h.SecretFile == "" && h.OAuthProvider == "" {
+				errs = append(errs, fmt.Errorf("%s.headers[%d]: value uses {secret} but neither secretFile nor oauthProvider is set", where, j))
 			}
+			if h.SecretFile != "" && h.OAuthProvider != "" {
+				errs = append(errs, fmt.Errorf("%s.headers[%d]: set secretFile or oauthProvider, not both", where, j))
+			}
+			if h.OAuthProvider != "" && !strings.Contains(h.Value, "{secret}") {
+				errs = append(errs, fmt.Errorf("%s.headers[%d]: oauthProvider needs {secret} in value (e.g. \"Bearer {secret}\")", where, j))
+			}
+			if h.OAuthProvider != "" && c.AgentAuth == nil {
+				errs = append(errs, fmt.Errorf("%s.headers[%d]: oauthProvider %q needs agentAuth (tokenURL, threadIdFile, proxyTokenFile)", where, j, h.OAuthProvider))
+			}
+		}
+	}
+	if a := c.AgentAuth; a != nil {
+		if u, err := url.Parse(a.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("agentAuth.tokenURL %q: must be an http(s) URL", a.TokenURL))
+		}
+		if a.ThreadIDFile == "" || a.ProxyTokenFile == "" {
+			errs = append(errs, errors.New("agentAuth.threadIdFile and agentAuth.proxyTokenFile are required"))
 		}
 	}
 	for _, h := range append(append([]string{}, c.Allow.Hosts...), c.Passthrough...) {

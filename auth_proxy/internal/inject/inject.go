@@ -15,6 +15,10 @@ type Secrets interface {
 	Get(path string) (string, error)
 }
 
+// OAuthKey is the store key of a provider's user token: a Secrets implementation
+// answers it from the runtime instead of a file (see package usertoken).
+func OAuthKey(provider string) string { return "oauth:" + provider }
+
 // Error is a refusal with a status; its message never contains a secret.
 type Error struct {
 	Status int
@@ -39,7 +43,11 @@ func Apply(h http.Header, rule *config.Rule, store Secrets) error {
 	for _, hd := range rule.Headers {
 		value := hd.Value
 		if strings.Contains(value, "{secret}") {
-			secret, err := store.Get(hd.SecretFile)
+			key := hd.SecretFile
+			if hd.OAuthProvider != "" {
+				key = OAuthKey(hd.OAuthProvider)
+			}
+			secret, err := store.Get(key)
 			if err != nil {
 				return &Error{Status: http.StatusBadGateway, Msg: fmt.Sprintf("rule %s: %v", rule.Name, err)}
 			}

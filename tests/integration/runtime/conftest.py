@@ -41,10 +41,11 @@ class RuntimeProcess:
     proc: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -73,6 +74,7 @@ def launch(
     config: Path = GRAPHS_CONFIG,
     wait: bool = True,
     port: int | None = None,
+    host: str = "127.0.0.1",
 ) -> RuntimeProcess:
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URI", "DATABASE_URI")}
@@ -83,13 +85,13 @@ def launch(
     env.update(extra_env or {})
     log_path = tmp_path / f"berth-{role}-{port}.log"
     proc = subprocess.Popen(
-        [str(BIN), role, "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+        [str(BIN), role, "--config", str(config), "--host", host, "--port", str(port)],
         env=env,
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
         cwd=str(tmp_path),
     )
-    rp = RuntimeProcess(role, port, proc, log_path, env)
+    rp = RuntimeProcess(role, port, proc, log_path, env, host)
     if wait:
         wait_ready(rp)
     return rp

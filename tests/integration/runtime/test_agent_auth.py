@@ -50,8 +50,10 @@ def calendar(hydra: Hydra) -> Iterator[str]:
     server.shutdown()
 
 
-def runtime_env(hydra: Hydra, calendar: str, port: int, **provider: Any) -> dict[str, str]:
-    redirect = f"http://127.0.0.1:{port}/v2/auth/callback"
+def runtime_env(
+    hydra: Hydra, calendar: str, port: int, host: str = "127.0.0.1", **provider: Any
+) -> dict[str, str]:
+    redirect = f"http://{host}:{port}/v2/auth/callback"
     client_id, secret = hydra.create_client(redirect)
     spec = {
         "issuer": hydra.issuer,
