@@ -303,6 +303,106 @@ class SandboxSpec(BerthModel):
     )
 
 
+class SecretKeyRef(BerthModel):
+    """One key of a Secret in the AgentDeployment's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+_URL = r"^https?://[^\s/#]+[^\s#]*$"
+_CALLBACK = "/v2/auth/callback"
+
+
+class OAuthProviderSpec(BerthModel):
+    """An OAuth 2.0 provider graphs get user tokens for (`authenticate(name, scopes)`)."""
+
+    model_config = _rules(
+        cel(
+            "has(self.issuer) || (has(self.authorizationEndpoint) && has(self.tokenEndpoint))",
+            "set issuer (OIDC discovery) or both authorizationEndpoint and tokenEndpoint",
+        ),
+        cel(
+            "self.tokenEndpointAuthMethod == 'none' || has(self.clientSecretRef)",
+            "clientSecretRef is required unless tokenEndpointAuthMethod is none",
+        ),
+        cel(
+            f"self.redirectURL.endsWith('{_CALLBACK}')",
+            f"redirectURL must be this deployment's {_CALLBACK} as users reach it",
+        ),
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-zA-Z0-9][-_.a-zA-Z0-9]*$",
+        description="The provider id graphs ask for.",
+    )
+    issuer: str | None = Field(default=None, pattern=_URL, description="OIDC issuer URL.")
+    authorization_endpoint: str | None = Field(default=None, pattern=_URL)
+    token_endpoint: str | None = Field(default=None, pattern=_URL)
+    revocation_endpoint: str | None = Field(default=None, pattern=_URL)
+    client_id: str = Field(min_length=1, max_length=1024)
+    client_secret_ref: SecretKeyRef | None = None
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = (
+        "client_secret_basic"
+    )
+    scopes: list[str] | None = Field(
+        default=None, max_length=64, description="Scopes always requested."
+    )
+    redirect_url: str = Field(
+        alias="redirectURL",
+        pattern=_URL,
+        description=f"This deployment's {_CALLBACK} as users' browsers reach it; registered "
+        "with the provider.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> OAuthProviderSpec:
+        if self.issuer is None and not (self.authorization_endpoint and self.token_endpoint):
+            raise ValueError(
+                "set issuer (OIDC discovery) or both authorizationEndpoint and tokenEndpoint"
+            )
+        if self.token_endpoint_auth_method != "none" and self.client_secret_ref is None:
+            raise ValueError("clientSecretRef is required unless tokenEndpointAuthMethod is none")
+        if not self.redirect_url.endswith(_CALLBACK):
+            raise ValueError(f"redirectURL must be this deployment's {_CALLBACK} as users reach it")
+        return self
+
+    def runtime_json(self, secret_env: str | None) -> dict[str, Any]:
+        """The provider as `BERTH_AGENT_AUTH_PROVIDERS` spells it for the runtime."""
+        out: dict[str, Any] = {
+            "client_id": self.client_id,
+            "redirect_url": self.redirect_url,
+            "token_endpoint_auth_method": self.token_endpoint_auth_method,
+        }
+        for key in ("issuer", "authorization_endpoint", "token_endpoint", "revocation_endpoint"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.scopes:
+            out["scopes"] = list(self.scopes)
+        if secret_env is not None:
+            out["client_secret_env"] = secret_env
+        return out
+
+
+class AgentAuthSpec(BerthModel):
+    """Agent Auth: graphs act for their user with OAuth tokens the runtime stores encrypted."""
+
+    keys_secret_ref: SecretKeyRef = Field(
+        description="Fernet keys (comma-separated, newest first) that encrypt tokens at rest."
+    )
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Key for langchain-auth's Client (x-api-key) on /v2/auth/authenticate.",
+    )
+    providers: list[OAuthProviderSpec] = Field(
+        min_length=1,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
 def _bundled_postgres() -> PostgresSpec:
     return PostgresSpec(bundled=BundledPostgres())
 
@@ -357,6 +457,7 @@ class AgentDeploymentSpec(BerthModel):
     service: ServiceSpec = Field(default_factory=ServiceSpec, json_schema_extra=EMPTY_DEFAULT)
     pod: PodOverrides | None = None
     sandbox: SandboxSpec | None = None
+    agent_auth: AgentAuthSpec | None = None
 
     @model_validator(mode="after")
     def _cross_field(self) -> AgentDeploymentSpec:

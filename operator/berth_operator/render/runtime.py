@@ -94,6 +94,7 @@ def _env(
     env.append({"name": "BG_JOB_SHUTDOWN_GRACE_PERIOD_SECS", "value": grace})
     env.extend(identity_env(subject))
     env.extend(_sandbox_env(subject, spec))
+    env.extend(agent_auth_env(spec))
     env.extend(e.wire() for e in spec.env or ())
     return env
 
@@ -123,6 +124,35 @@ def _sandbox_env(subject: Subject, spec: AgentDeploymentSpec) -> list[dict[str, 
         },
         sandbox_access.key_env(ChildNames(subject.name)),
     ]
+
+
+def agent_auth_env(spec: AgentDeploymentSpec) -> list[dict[str, Any]]:
+    """`spec.agentAuth` for berth_runtime.agent_auth: the providers as JSON, each client
+    secret and the encryption keys from their Secrets (never copied into the spec or JSON)."""
+    aa = spec.agent_auth
+    if aa is None:
+        return []
+
+    def secret(name: str, ref: Any) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+    env: list[dict[str, Any]] = [secret("BERTH_AGENT_AUTH_KEYS", aa.keys_secret_ref)]
+    if aa.api_key_secret_ref is not None:
+        env.append(secret("BERTH_AGENT_AUTH_API_KEY", aa.api_key_secret_ref))
+    providers: dict[str, Any] = {}
+    for i, p in enumerate(aa.providers):
+        secret_env = None
+        if p.client_secret_ref is not None:
+            secret_env = f"BERTH_AGENT_AUTH_CLIENT_SECRET_{i}"
+            env.append(secret(secret_env, p.client_secret_ref))
+        providers[p.name] = p.runtime_json(secret_env)
+    env.append(
+        {
+            "name": "BERTH_AGENT_AUTH_PROVIDERS",
+            "value": json.dumps(providers, sort_keys=True, separators=(",", ":")),
+        }
+    )
+    return env
 
 
 def _env_from(spec: AgentDeploymentSpec) -> list[dict[str, Any]]:
