@@ -106,8 +106,12 @@ class Cluster:
             raise ClusterError(str(e)) from None
 
     def delete(self, kind: str, name: str, namespace: str, api_version: str | None = None) -> bool:
-        """True when something was deleted."""
+        """True when something was deleted (an object already being deleted, e.g. a volume
+        held by its protection finalizer until its Pod is gone, counts as done)."""
         path = path_of(api_version or API_VERSIONS[kind], kind, namespace, name)
+        current = self.get(kind, name, namespace, api_version)
+        if current is None or current.get("metadata", {}).get("deletionTimestamp"):
+            return False
         try:
             self.api.request("DELETE", path, body={"propagationPolicy": "Background"})
         except ApiError as e:
