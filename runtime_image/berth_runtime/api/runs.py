@@ -64,7 +64,11 @@ def user_of(request: Request) -> dict[str, Any] | None:
     user = request.scope.get("state", {}).get("berth_user_obj")
     if user is None:
         return None
-    return {"identity": user.identity, "permissions": list(user.permissions)}
+    return {
+        "identity": user.identity,
+        "permissions": list(user.permissions),
+        "display_name": user.display_name,
+    }
 
 
 def run_json(run: dict[str, Any]) -> dict[str, Any]:

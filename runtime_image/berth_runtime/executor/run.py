@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.types import Command, Send
 
+from berth_runtime.auth.authorize import User
 from berth_runtime.context import Runtime
 from berth_runtime.db.checkpointer import batched_writes
 from berth_runtime.executor.messages import MessageEvents
@@ -88,6 +89,19 @@ def run_config(run: dict[str, Any]) -> dict[str, Any]:
     )
     config["run_id"] = run_id
     return config
+
+
+def run_user(stored: dict[str, Any] | None) -> User | None:
+    """The caller who created the run, as a factory's `ServerRuntime.user` (the BaseUser
+    interface); None when the deployment has no custom auth."""
+    if not stored:
+        return None
+    identity = str(stored["identity"])
+    return User(
+        identity,
+        list(stored.get("permissions") or []),
+        str(stored.get("display_name") or identity),
+    )
 
 
 def schema_context(
@@ -225,7 +239,11 @@ async def execute_run(
     try:
         # A factory that is an async context manager stays open for the whole run.
         async with rt.graphs.open(
-            graph_id, config, access="threads.create_run", context=context
+            graph_id,
+            config,
+            access="threads.create_run",
+            context=context,
+            user=run_user(kwargs.get("user")),
         ) as graph:
             stream_kwargs["context"] = schema_context(
                 graph, context, config, bool(kwargs.get("context_provided"))

@@ -34,6 +34,9 @@ async def test_authenticate_handler_guards_the_api(
         try:
             out = await client.runs.wait(None, "factory", input={})
             assert out["greeting"] == "hello from langgraph.json"
+            # A factory taking the ServerRuntime is built for the caller of the run.
+            out = await client.runs.wait(None, "whoami", input={})
+            assert out == {"user": "alice", "permissions": []}
         finally:
             await client.aclose()
     finally:
