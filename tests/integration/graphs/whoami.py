@@ -14,7 +14,7 @@ class State(TypedDict, total=False):
     permissions: list[str]
 
 
-def make_graph(runtime: ServerRuntime) -> Any:
+def make_graph(runtime: ServerRuntime[Any]) -> Any:
     user = runtime.user
     built_for = {
         "user": user.identity if user is not None else None,
