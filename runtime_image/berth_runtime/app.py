@@ -92,10 +92,10 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
             app.state.agent_auth = AgentAuth(auth_config, sealer, pool)
             set_service(app.state.agent_auth)
         await assistants.ensure_default_assistants(rt)
-        worker: Worker | None = None
-        if role in ("serve", "worker"):
-            worker = Worker(rt)
-            worker.start()
+        # `api` processes claim nothing and fire no crons, but they too re-queue the runs of
+        # dead workers: the more processes look, the sooner a lost run is picked up again.
+        worker = Worker(rt) if role in ("serve", "worker") else Worker(rt, slots=0)
+        await worker.start(crons=role != "api", housekeeping=role != "api")
         app.state.worker = worker
         if role in ("serve", "worker"):
             start_sandboxes(config.sandbox, os.environ)
@@ -109,8 +109,7 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         try:
             yield
         finally:
-            if worker is not None:
-                await worker.shutdown(settings.shutdown_grace_secs)
+            await worker.shutdown(settings.shutdown_grace_secs)
             await stop_sandboxes()
             if app.state.agent_auth is not None:
                 set_service(None)

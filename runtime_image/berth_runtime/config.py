@@ -283,6 +283,11 @@ class Settings:
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
     reaper_interval_seconds: float = 15.0
+    # How often every process looks for running runs whose worker died (its liveness lock is
+    # free) or whose lease lapsed, and re-queues them (queue/liveness.py).
+    liveness_seconds: float = 0.5
+    # Off behind a transaction-pooling PgBouncer, where session-level locks do not work.
+    liveness_lock: bool = True
     poll_seconds: float = 1.0
     stream_ttl_seconds: int = 120
     sse_heartbeat_seconds: float = 5.0
@@ -307,6 +312,17 @@ def _env_num(env: Mapping[str, str], name: str, default: float, minimum: float =
     return value
 
 
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "on", "yes"):
+        return True
+    if raw in ("0", "false", "off", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off, got {env.get(name)!r}")
+
+
 def settings_from_env(env: Mapping[str, str]) -> Settings:
     """Read Settings from an environment mapping; raise ConfigError with the variable's name."""
     db = env.get("DATABASE_URI") or env.get("POSTGRES_URI")
@@ -327,6 +343,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         lease_seconds=lease,
         heartbeat_seconds=heartbeat,
         reaper_interval_seconds=_env_num(env, "BERTH_REAPER_INTERVAL_SECONDS", 15.0, 0.05),
+        liveness_seconds=_env_num(env, "BERTH_LIVENESS_SECONDS", 0.5, 0.05),
+        liveness_lock=_env_bool(env, "BERTH_WORKER_LIVENESS_LOCK", True),
         poll_seconds=_env_num(env, "BERTH_POLL_SECONDS", 1.0, 0.01),
         stream_ttl_seconds=int(_env_num(env, "RESUMABLE_STREAM_TTL_SECONDS", 120, 1)),
         sse_heartbeat_seconds=_env_num(env, "BERTH_SSE_HEARTBEAT_SECONDS", 5.0, 0.1),

@@ -246,6 +246,13 @@ class PooledPostgresSaver(AsyncPostgresSaver):
                     del self._queues[str(thread_id)]
             raise error
 
+    def discard(self, thread_id: str) -> None:
+        """Forget the thread's queued writes that are not on their way yet: the attempt that
+        made them lost its run, and another attempt owns the thread now."""
+        queue = self._queues.pop(str(thread_id), None)
+        if queue is not None:
+            queue.batch = _Batch()
+
     async def _flush_all(self) -> None:
         for thread_id in list(self._queues):
             await self.flush(thread_id)

@@ -1,8 +1,13 @@
-"""Queue worker: claim runs with a lease, heartbeat, execute, settle; reap expired leases.
+"""Queue worker: claim runs with a lease, heartbeat, execute, settle; reap lost runs.
 
 Postgres decides who runs what (`claim_runs` uses FOR UPDATE SKIP LOCKED and the partial unique
 index allows one running run per thread). Redis only shortens waits: wake-ups and cancel
 signals. Without Redis the worker polls, and cancel requests arrive with the heartbeat.
+
+A worker holds a liveness lock for its whole life (queue/liveness.py) and stamps it on the runs
+it claims; every process's reaper re-queues, within `BERTH_LIVENESS_SECONDS`, the runs of a
+worker whose lock Postgres released (the process or its session died), and those whose lease
+lapsed (a worker hung but still connected).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from berth_runtime.crons.scheduler import scheduler_loop
 from berth_runtime.db import q
 from berth_runtime.executor.run import Outcome, execute_run, thread_snapshot
 from berth_runtime.queue import settle
+from berth_runtime.queue.liveness import LivenessLock
 from berth_runtime.serde import dumps_bytes
 from berth_runtime.streams.writer import RunEventWriter
 from berth_runtime.telemetry import tracing
@@ -44,25 +50,47 @@ class ActiveRun:
 
 
 class Worker:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, slots: int | None = None) -> None:
         self.rt = rt
-        self.slots = max(0, rt.settings.n_jobs_per_worker)
+        self.slots = max(0, rt.settings.n_jobs_per_worker if slots is None else slots)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.active: dict[str, ActiveRun] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self.finished: collections.Counter[str] = collections.Counter()
+        self.liveness: LivenessLock | None = None
+        if self.slots > 0 and rt.settings.liveness_lock:
+            self.liveness = LivenessLock(
+                rt.settings.database_uri, self._liveness_lost, rt.settings.liveness_seconds
+            )
 
     # lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    async def start(self, crons: bool = True, housekeeping: bool = True) -> None:
+        """Claim runs (if the worker has slots), reap lost runs, fire crons.
+
+        `crons=False, housekeeping=False`: only the reaper of lost runs (the `api` role).
+        """
+        if self.liveness is not None:
+            await self.liveness.acquire()  # before the first claim
+            self.liveness.start()
         if self.slots > 0:
             self._loops.append(asyncio.create_task(self._claim_loop(), name="berth-claim"))
             self._loops.append(asyncio.create_task(self._cancel_loop(), name="berth-cancel"))
         self._loops.append(asyncio.create_task(self._reaper_loop(), name="berth-reaper"))
-        self._loops.append(asyncio.create_task(scheduler_loop(self.rt), name="berth-crons"))
+        if housekeeping:
+            self._loops.append(
+                asyncio.create_task(self._housekeeping_loop(), name="berth-housekeeping")
+            )
+        if crons:
+            self._loops.append(asyncio.create_task(scheduler_loop(self.rt), name="berth-crons"))
         log.info("worker %s started with %s slots", self.owner, self.slots)
+
+    def _liveness_lost(self) -> None:
+        """Our liveness session ended: any process may re-queue our runs now, so stop them."""
+        for ar in list(self.active.values()):
+            self._interrupt(ar, "lost")
 
     def stop_claiming(self) -> None:
         self._stopping.set()
@@ -85,6 +113,8 @@ class Worker:
         for loop in self._loops:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await loop
+        if self.liveness is not None:
+            await self.liveness.close()  # last: every run is settled or re-queued by now
 
     # claiming --------------------------------------------------------------------------------
 
@@ -92,6 +122,9 @@ class Worker:
         settings = self.rt.settings
         while not self._stopping.is_set():
             free = self.slots - len(self.active)
+            if self.liveness is not None and not self.liveness.held:
+                await self.liveness.wait_held()
+                continue
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -118,6 +151,7 @@ class Worker:
                 "claim_runs",
                 limit=limit,
                 owner=self.owner,
+                owner_lock=self.liveness.key if self.liveness is not None else None,
                 lease=self.rt.settings.lease_seconds,
             )
 
@@ -176,6 +210,12 @@ class Worker:
                 # Every event is in Redis and every checkpoint in Postgres before the outcome
                 # is recorded (a failed checkpoint write raises: the lease lapses, and the run
                 # is retried from what is durable).
+                if ar.reason == "lost":
+                    # Another attempt owns the thread now: what this one still had queued
+                    # must not land on top of it.
+                    self.rt.checkpointer.discard(str(run["thread_id"]))
+                    log.warning("run %s: worker lost the run; another will take it over", run_id)
+                    return outcome
                 await events.drain()
                 await self.rt.checkpointer.flush(str(run["thread_id"]), consume=True)
                 await self._settle(ar, outcome)
@@ -195,9 +235,6 @@ class Worker:
         run_id, thread_id = str(run["run_id"]), str(run["thread_id"])
         kwargs = run["kwargs"]
         cancelled = ar.reason in ("interrupt", "rollback")
-        if outcome is None and ar.reason == "lost":
-            log.warning("run %s: lease lost; another worker will take it over", run_id)
-            return
         if outcome is None and ar.reason == "shutdown":
             if await settle.requeue(rt, run, owner):
                 log.info("run %s re-queued at shutdown", run_id)
@@ -287,6 +324,18 @@ class Worker:
     # reaping ---------------------------------------------------------------------------------
 
     async def _reaper_loop(self) -> None:
+        """Re-queue the runs of dead or silent workers: cheap, so it runs often."""
+        while True:
+            await asyncio.sleep(self.rt.settings.liveness_seconds)
+            try:
+                await self.reap_once()
+            except (psycopg.Error, OSError) as e:
+                log.warning("reaper pass failed: %r", e)
+            except Exception:
+                log.exception("reaper pass failed")
+
+    async def _housekeeping_loop(self) -> None:
+        """Stateless run rows past their keep time, thread TTLs, the checkpointer TTL."""
         settings = self.rt.settings
         cp_ttl = self.rt.config.checkpointer_ttl
         sweep_every = cp_ttl.sweep_interval_minutes * 60 if cp_ttl else 0.0
@@ -295,22 +344,23 @@ class Worker:
         while True:
             await asyncio.sleep(settings.reaper_interval_seconds)
             try:
-                await self.reap_once()
+                async with self.rt.pool.connection() as conn:
+                    await q.fetchall(
+                        conn, "purge_temporary_runs", keep_seconds=TEMPORARY_RUN_KEEP_SECONDS
+                    )
                 await self._sweep_thread_ttls()
                 if cp_ttl and cp_ttl.default_ttl and loop.time() - last_sweep >= sweep_every:
                     last_sweep = loop.time()
                     await self._sweep_threads(cp_ttl.default_ttl)
             except (psycopg.Error, OSError) as e:
-                log.warning("reaper pass failed: %r", e)
+                log.warning("housekeeping pass failed: %r", e)
             except Exception:
-                log.exception("reaper pass failed")
+                log.exception("housekeeping pass failed")
 
     async def reap_once(self) -> int:
         rt = self.rt
         async with rt.pool.connection() as conn, conn.transaction():
-            rows = await q.fetchall(
-                conn, "reap_expired", max_attempts=rt.settings.bg_job_max_retries
-            )
+            rows = await q.fetchall(conn, "reap_lost", max_attempts=rt.settings.bg_job_max_retries)
             for row in rows:
                 if row["status"] != "pending":
                     error = (row["result"] or {}).get("__error__")
@@ -322,17 +372,14 @@ class Worker:
                         idle_status="error" if row["status"] == "error" else "idle",
                     )
                     await q.execute(conn, "refresh_thread_status", thread_id=row["thread_id"])
-            await q.fetchall(conn, "purge_temporary_runs", keep_seconds=TEMPORARY_RUN_KEEP_SECONDS)
         requeued = 0
         for row in rows:
             run_id = str(row["run_id"])
             if row["status"] == "pending":
                 requeued += 1
-                log.warning(
-                    "run %s: lease expired on attempt %s; re-queued", run_id, row["attempt"]
-                )
+                log.warning("run %s: worker lost on attempt %s; re-queued", run_id, row["attempt"])
             else:
-                log.warning("run %s: lease expired; final status %s", run_id, row["status"])
+                log.warning("run %s: worker lost; final status %s", run_id, row["status"])
                 error = (row["result"] or {}).get("__error__")
                 if error:
                     await rt.bus.append_event(run_id, "error", dumps_bytes(error))

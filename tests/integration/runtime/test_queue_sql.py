@@ -12,6 +12,8 @@ from berth_runtime.db import q
 from berth_runtime.db.migrate import migrate
 from psycopg.rows import dict_row
 
+from tests.support.servers import Server
+
 pytestmark = pytest.mark.integration
 
 OWNER = "test-worker"
@@ -45,10 +47,47 @@ async def _insert_pending_run(conn: q.Conn) -> uuid.UUID:
     return run_id
 
 
-async def _claim(conn: q.Conn) -> dict[str, Any]:
-    rows = await q.fetchall(conn, "claim_runs", limit=1, owner=OWNER, lease=30)
+async def _claim(conn: q.Conn, owner_lock: int | None = None) -> dict[str, Any]:
+    rows = await q.fetchall(
+        conn, "claim_runs", limit=1, owner=OWNER, owner_lock=owner_lock, lease=30
+    )
     assert len(rows) == 1
     return dict(rows[0])
+
+
+async def test_a_run_is_reaped_when_its_owners_liveness_lock_is_free(
+    database_uri: str, postgres: Server
+) -> None:
+    """The lease is 30 s, but the run is re-queued as soon as its owner's session is gone."""
+    await migrate(database_uri)
+    # The same key held in another database of the cluster does not keep the owner alive.
+    elsewhere = await psycopg.AsyncConnection.connect(postgres.uri, autocommit=True)
+    # Keys whose halves look like negative int4s too (pg_locks shows them as unsigned oids).
+    keys = [(1 << 62) + 12345, -((1 << 40) + 7), 0x7FFFFFFF_FFFFFFFF]
+    async with await psycopg.AsyncConnection.connect(
+        database_uri, autocommit=True, row_factory=dict_row
+    ) as conn:
+        await conn.execute("DELETE FROM run")
+        for key in keys:
+            holder = await psycopg.AsyncConnection.connect(database_uri, autocommit=True)
+            cur = await holder.execute(q.sql_bytes("take_liveness_lock"), {"key": key})
+            assert (await cur.fetchone()) == (True,)
+            run_id = await _insert_pending_run(conn)
+            claimed = await _claim(conn, owner_lock=key)
+            assert claimed["owner_lock"] == key
+            # A live owner (its session holds the lock, its lease runs): nothing to reap, and
+            # neither for a run claimed without a lock.
+            other = await _insert_pending_run(conn)
+            await _claim(conn)
+            assert await q.fetchall(conn, "reap_lost", max_attempts=3) == []
+            await elsewhere.execute(q.sql_bytes("take_liveness_lock"), {"key": key})
+            await holder.close()  # the owner's session ends, as when its process dies
+            reaped = await q.fetchall(conn, "reap_lost", max_attempts=3)
+            assert [(r["run_id"], r["status"]) for r in reaped] == [(run_id, "pending")]
+            row = await q.fetchone(conn, "get_run_by_id", run_id=run_id)
+            assert row is not None and row["owner"] is None and row["owner_lock"] is None
+            await conn.execute("DELETE FROM run WHERE run_id = ANY(%s)", ([run_id, other],))
+    await elsewhere.close()
 
 
 async def test_only_a_first_claim_is_marked_never_claimed(database_uri: str) -> None:
@@ -73,7 +112,7 @@ async def test_only_a_first_claim_is_marked_never_claimed(database_uri: str) -> 
             "WHERE run_id = %s",
             (run_id,),
         )
-        reaped = await q.fetchall(conn, "reap_expired", max_attempts=3)
+        reaped = await q.fetchall(conn, "reap_lost", max_attempts=3)
         assert [r["status"] for r in reaped] == ["pending"]
         third = await _claim(conn)
         assert third["attempt"] == 2 and third["never_claimed"] is False

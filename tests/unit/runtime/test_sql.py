@@ -31,7 +31,7 @@ def test_duplicate_or_empty_queries_are_errors() -> None:
 
 
 def test_queue_state_changes_are_guarded_updates() -> None:
-    for name in ("claim_runs", "heartbeat", "finish_run", "requeue_run", "reap_expired"):
+    for name in ("claim_runs", "heartbeat", "finish_run", "requeue_run", "reap_lost"):
         sql = query(name)
         assert "UPDATE run" in sql and "RETURNING" in sql, name
     for fenced in ("heartbeat", "finish_run", "requeue_run", "delete_running_run"):

@@ -25,6 +25,7 @@ WITH candidate AS (
 UPDATE run
 SET status = 'running',
     owner = %(owner)s,
+    owner_lock = %(owner_lock)s,
     attempt = run.attempt + 1,
     lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
     updated_at = clock_timestamp()
@@ -72,6 +73,7 @@ RETURNING run_id, thread_id;
 UPDATE run
 SET status = 'pending',
     owner = NULL,
+    owner_lock = NULL,
     lease_expires_at = NULL,
     attempt = greatest(run.attempt - 1, 0),
     updated_at = clock_timestamp()
@@ -79,9 +81,15 @@ WHERE run_id = %(run_id)s AND owner = %(owner)s AND attempt = %(attempt)s
   AND status = 'running'
 RETURNING run_id, thread_id;
 
--- name: reap_expired
--- Runs whose worker stopped heartbeating: back to pending, or failed after the last attempt,
--- or interrupted if a cancel had been requested.
+-- name: reap_lost
+-- Runs whose worker is gone: back to pending, or failed after the last attempt, or
+-- interrupted if a cancel had been requested. Gone means either
+-- - dead: the worker's liveness lock (`owner_lock`, a session-level advisory lock it holds on
+--   a connection of its own, migration 0006) is held by no session of this database any more,
+--   because Postgres ended that session when the process or its connection died; or
+-- - silent: its lease lapsed (a worker hung but still connected, a lost network path the
+--   server has not noticed yet, or a worker that holds no liveness lock).
+-- pg_locks shows a bigint advisory key as classid (high half), objid (low half), objsubid 1.
 UPDATE run
 SET status = CASE
         WHEN run.cancel_action IS NOT NULL THEN 'interrupted'
@@ -92,21 +100,35 @@ SET status = CASE
             jsonb_build_object('__error__', jsonb_build_object(
                 'error', 'RunAttemptsExceeded',
                 'message', 'Run ' || run.run_id::text || ' exceeded max attempts ('
-                    || run.attempt::text || '): its worker stopped heartbeating each time.'
-                    || ' Check for OOM kills, pod restarts or a crashing graph.'))
+                    || run.attempt::text || '): its worker died or stopped heartbeating'
+                    || ' each time. Check for OOM kills, pod restarts or a crashing graph.'))
         ELSE run.result END,
     ended_at = CASE
         WHEN run.cancel_action IS NOT NULL OR run.attempt >= %(max_attempts)s
         THEN clock_timestamp() ELSE NULL END,
     owner = NULL,
+    owner_lock = NULL,
     lease_expires_at = NULL,
     updated_at = clock_timestamp()
 WHERE run.run_id IN (
-    SELECT run_id FROM run
-    WHERE status = 'running' AND lease_expires_at < clock_timestamp()
-    FOR UPDATE SKIP LOCKED)
+    SELECT r.run_id FROM run r
+    WHERE r.status = 'running'
+      AND (r.lease_expires_at < clock_timestamp()
+           OR (r.owner_lock IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM pg_locks l
+               WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                 AND l.database = (SELECT oid FROM pg_database
+                                   WHERE datname = current_database())
+                 AND l.classid::bigint = (r.owner_lock >> 32) & 4294967295
+                 AND l.objid::bigint = r.owner_lock & 4294967295)))
+    FOR UPDATE OF r SKIP LOCKED)
   AND run.status = 'running'
 RETURNING run.run_id, run.thread_id, run.status, run.attempt, run.result;
+
+-- name: take_liveness_lock
+-- A worker's liveness lock (see reap_lost), on its own connection for as long as it lives.
+-- Keys are random: try, and draw another in the unlikely case one is taken.
+SELECT pg_try_advisory_lock(%(key)s) AS locked;
 
 -- name: request_cancel
 UPDATE run
