@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 from berth_operator.api.registry import KINDS
-from berth_operator.render import sandbox_status
 from berth_operator.render.agentcron_reference import reference_status
+from berth_operator.render.sandbox import status as sandbox_status
 from berth_operator.render.status import (
     COMPONENTS,
     Verdict,

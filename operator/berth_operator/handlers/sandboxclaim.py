@@ -41,7 +41,7 @@ from berth_operator.handlers.sandboxpool import now_utc, pod_suffix, spec_proble
 from berth_operator.handlers.sandboxstate import Key, SandboxState
 from berth_operator.k8s import sandbox as k8s
 from berth_operator.render.meta import Subject
-from berth_operator.render.sandbox_claim import (
+from berth_operator.render.sandbox.claim import (
     TOKEN_BYTES,
     BindDecision,
     adoption_patch,
@@ -56,7 +56,7 @@ from berth_operator.render.sandbox_claim import (
     token_secret,
     token_sha256,
 )
-from berth_operator.render.sandbox_names import (
+from berth_operator.render.sandbox.names import (
     ACTIVITY_ANNOTATION,
     CLAIM_LABEL,
     FROM_POOL_LABEL,
@@ -66,14 +66,14 @@ from berth_operator.render.sandbox_names import (
     PoolNames,
     token_secret_name,
 )
-from berth_operator.render.sandbox_pod import cold_pod, template_hash
-from berth_operator.render.sandbox_pool import (
+from berth_operator.render.sandbox.pod import cold_pod, template_hash
+from berth_operator.render.sandbox.pool import (
     format_time,
     is_pod_ready,
     parse_time,
     pick_warm_pod,
 )
-from berth_operator.render.sandbox_status import ClaimView, claim_status
+from berth_operator.render.sandbox.status import ClaimView, claim_status
 from berth_operator.render.status import status_patch
 
 log = logging.getLogger("berth.sandbox")

@@ -12,7 +12,7 @@ from berth_operator.handlers.sandboxclaim import ClaimBinder
 from berth_operator.handlers.sandboxpool import PoolKeeper
 from berth_operator.handlers.sandboxstate import SandboxState
 from berth_operator.k8s.client import Api, load_client
-from berth_operator.render.sandbox_names import FROM_POOL_LABEL
+from berth_operator.render.sandbox.names import FROM_POOL_LABEL
 
 NO_DIFF_KINDS = frozenset({"Pod", "SandboxPool", "SandboxClaim"})
 

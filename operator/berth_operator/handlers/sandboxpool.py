@@ -8,7 +8,7 @@ Each pass of a pool's daemon:
 2. reads every Pod of the pool (``berth.dev/from-pool``) from the shared cache that the
    Pod watch feeds (and the claim binder reads); every ``LIST_SECONDS`` (and on the
    first pass) a real LIST from the API server is merged in, repairing missed events;
-3. asks ``render.sandbox_pool.plan_pool`` what to do, with the daemon's expectations
+3. asks ``render.sandbox.pool.plan_pool`` what to do, with the daemon's expectations
    (Pods it created or deleted that the list does not reflect yet), so a lagging view
    never creates twice;
 4. deletes (each with the Pod's resourceVersion as a precondition, so a Pod a claim
@@ -44,15 +44,15 @@ from berth_operator.api.sandboxpool import KIND, PLURAL, SandboxPoolSpec, parse_
 from berth_operator.handlers.sandboxstate import Key, SandboxState
 from berth_operator.k8s import sandbox as k8s
 from berth_operator.k8s.client import ApiError
-from berth_operator.render import sandbox_ca as ca
 from berth_operator.render.meta import Subject
 from berth_operator.render.pod_health import same_stall
-from berth_operator.render.sandbox_names import PoolNames
-from berth_operator.render.sandbox_netpol import network_policy
-from berth_operator.render.sandbox_pod import template_hash, warm_pod
-from berth_operator.render.sandbox_pool import Expectations, PoolPlan, format_time, plan_pool
-from berth_operator.render.sandbox_proxy import proxy_config_map
-from berth_operator.render.sandbox_status import pool_status, stuck_warm_pods
+from berth_operator.render.sandbox import ca as ca
+from berth_operator.render.sandbox.names import PoolNames
+from berth_operator.render.sandbox.netpol import network_policy
+from berth_operator.render.sandbox.pod import template_hash, warm_pod
+from berth_operator.render.sandbox.pool import Expectations, PoolPlan, format_time, plan_pool
+from berth_operator.render.sandbox.proxy import proxy_config_map
+from berth_operator.render.sandbox.status import pool_status, stuck_warm_pods
 from berth_operator.render.status import status_patch
 
 log = logging.getLogger("berth.sandbox")

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from berth_operator.k8s.client import Api
 from berth_operator.render.images import ImageDefaults
-from berth_operator.render.sandbox_names import CLAIM_LABEL, FROM_POOL_LABEL
+from berth_operator.render.sandbox.names import CLAIM_LABEL, FROM_POOL_LABEL
 
 log = logging.getLogger("berth.sandbox")
 

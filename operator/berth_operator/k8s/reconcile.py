@@ -22,13 +22,14 @@ from berth_operator.api.agentdeployment import KIND, AgentDeploymentSpec, parse_
 from berth_operator.api.common import API_VERSION
 from berth_operator.k8s.client import Api, ApiError
 from berth_operator.k8s.sandbox import list_pods
-from berth_operator.render import datastores, sandbox_access
+from berth_operator.render import datastores
 from berth_operator.render.desired import Observed, Problem, check_references, references, render
 from berth_operator.render.drift import adoption_conflict, is_owned_by, needs_apply
 from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import INSTANCE_LABEL, Subject
 from berth_operator.render.names import ChildNames, ChildRef, ref_of
 from berth_operator.render.pod_health import same_stall
+from berth_operator.render.sandbox import access as sandbox_access
 from berth_operator.render.status import pods_to_inspect, status, status_patch
 
 log = logging.getLogger("berth.reconcile")

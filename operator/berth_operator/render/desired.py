@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth_operator.api.agentdeployment import AgentDeploymentSpec
-from berth_operator.render import agentcron_access, datastores, runtime, sandbox_access
+from berth_operator.render import agentcron_access, datastores, runtime
 from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject, digest, stamp
 from berth_operator.render.names import CONFIGMAP, SECRET, ChildNames, ChildRef, ref_of
 from berth_operator.render.runtime import SecretKey, Wiring
+from berth_operator.render.sandbox import access as sandbox_access
 
 
 @dataclass(frozen=True)

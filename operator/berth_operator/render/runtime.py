@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from berth_operator.api.agentdeployment import AgentDeploymentSpec
-from berth_operator.render import sandbox_access
 from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import (
     CONFIG_HASH,
@@ -23,6 +22,7 @@ from berth_operator.render.meta import (
     selector_labels,
 )
 from berth_operator.render.names import ChildNames
+from berth_operator.render.sandbox import access as sandbox_access
 
 CONFIG_DIR = "/app/config"
 CONFIG_FILE = "langgraph.json"
@@ -109,7 +109,7 @@ def identity_env(subject: Subject) -> list[dict[str, Any]]:
 
 def _sandbox_env(subject: Subject, spec: AgentDeploymentSpec) -> list[dict[str, Any]]:
     """`spec.sandbox` for berth_runtime.sandbox (before the user's env, which may override),
-    and the key it derives executor tokens from (see `sandbox_access`)."""
+    and the key it derives executor tokens from (see `render.sandbox.access`)."""
     sb = spec.sandbox
     if sb is None:
         return []

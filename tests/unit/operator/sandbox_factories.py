@@ -11,7 +11,7 @@ from berth_operator.api.sandboxpool import SandboxPoolSpec
 from berth_operator.api.sandboxpool import parse_spec as parse_pool
 from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject
-from berth_operator.render.sandbox_names import (
+from berth_operator.render.sandbox.names import (
     CLAIM_LABEL,
     FROM_POOL_LABEL,
     POOL_LABEL,

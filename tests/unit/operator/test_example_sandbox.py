@@ -10,9 +10,9 @@ from berth_operator.api.sandboxclaim import parse_spec as parse_claim
 from berth_operator.api.sandboxpool import parse_spec as parse_pool
 from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject
-from berth_operator.render.sandbox_netpol import network_policy
-from berth_operator.render.sandbox_pod import warm_pod
-from berth_operator.render.sandbox_proxy import proxy_config_map
+from berth_operator.render.sandbox.netpol import network_policy
+from berth_operator.render.sandbox.pod import warm_pod
+from berth_operator.render.sandbox.proxy import proxy_config_map
 
 
 def test_example_pool_and_claim() -> None:

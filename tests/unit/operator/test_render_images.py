@@ -11,7 +11,7 @@ from berth_operator.render import images as img
 from berth_operator.render.desired import Observed, render
 from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import APPLIED_HASH
-from berth_operator.render.sandbox_pod import template_hash, warm_pod
+from berth_operator.render.sandbox.pod import template_hash, warm_pod
 
 from tests.unit.operator.factories import PASSWORDS, find, spec, subject
 from tests.unit.operator.sandbox_factories import pool_spec, pool_subject

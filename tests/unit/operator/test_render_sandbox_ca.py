@@ -10,8 +10,8 @@ from pathlib import Path
 
 import certifi
 import kubernetes_validate
-from berth_operator.render import sandbox_ca as ca
-from berth_operator.render.sandbox_pod import warm_pod
+from berth_operator.render.sandbox import ca as ca
+from berth_operator.render.sandbox.pod import warm_pod
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec

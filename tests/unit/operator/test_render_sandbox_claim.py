@@ -10,8 +10,8 @@ from typing import Any
 import kubernetes_validate
 from berth_operator.api.sandboxclaim import REASON_EXPIRED, REASON_POOL_EXHAUSTED
 from berth_operator.api.sandboxpool import PoolLifecycle
-from berth_operator.render import sandbox_claim as sc
-from berth_operator.render.sandbox_names import (
+from berth_operator.render.sandbox import claim as sc
+from berth_operator.render.sandbox.names import (
     CLAIM_LABEL,
     FROM_POOL_LABEL,
     POOL_LABEL,
@@ -19,8 +19,8 @@ from berth_operator.render.sandbox_names import (
     TEMPLATE_HASH_LABEL,
     TOKEN_HASH_ANNOTATION,
 )
-from berth_operator.render.sandbox_pod import warm_pod
-from berth_operator.render.sandbox_pool import PodInfo, plan_pool
+from berth_operator.render.sandbox.pod import warm_pod
+from berth_operator.render.sandbox.pool import PodInfo, plan_pool
 
 from tests.unit.operator.sandbox_factories import (
     HASH,

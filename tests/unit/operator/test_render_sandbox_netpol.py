@@ -8,8 +8,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from berth_operator.render.meta import Subject, pod_labels
-from berth_operator.render.sandbox_netpol import network_policy
-from berth_operator.render.sandbox_pod import warm_pod
+from berth_operator.render.sandbox.netpol import network_policy
+from berth_operator.render.sandbox.pod import warm_pod
 
 from tests.unit.operator.sandbox_factories import IMAGES, pool_spec, pool_subject
 

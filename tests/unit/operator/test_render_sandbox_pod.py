@@ -8,8 +8,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from berth_operator.api.sandboxpool import CA_ENV, SandboxPoolSpec
-from berth_operator.render import sandbox_pod as sp
-from berth_operator.render.sandbox_names import (
+from berth_operator.render.sandbox import pod as sp
+from berth_operator.render.sandbox.names import (
     CLAIM_LABEL,
     FROM_POOL_LABEL,
     POOL_LABEL,

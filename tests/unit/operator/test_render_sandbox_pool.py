@@ -6,7 +6,7 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
-from berth_operator.render import sandbox_pool as sp
+from berth_operator.render.sandbox import pool as sp
 
 from tests.unit.operator.sandbox_factories import HASH, NOW, OLD, pod, pool_spec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import kubernetes_validate
-from berth_operator.render import sandbox_proxy as px
+from berth_operator.render.sandbox import proxy as px
 
 from tests.unit.operator.sandbox_factories import (
     GITHUB_RULE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from berth_operator.api import sandboxclaim as api
-from berth_operator.render import sandbox_status as st
-from berth_operator.render.sandbox_pool import plan_pool
+from berth_operator.render.sandbox import status as st
+from berth_operator.render.sandbox.pool import plan_pool
 from berth_operator.render.status import status_patch
 
 from tests.unit.operator.sandbox_factories import (

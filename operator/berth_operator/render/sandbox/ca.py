@@ -26,13 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from berth_operator.render.meta import Subject
-from berth_operator.render.sandbox_names import FROM_POOL_LABEL, PoolNames, child_metadata
+from berth_operator.render.sandbox.names import FROM_POOL_LABEL, PoolNames, child_metadata
 
 CERT_KEY = "tls.crt"
 KEY_KEY = "tls.key"
 BUNDLE_KEY = "ca-bundle.crt"
 TOKEN_KEY_KEY = "executor-token-key"
-"""Optional: the pool's key for ``sandbox_claim.derive_token`` (never mounted anywhere)."""
+"""Optional: the pool's key for ``claim.derive_token`` (never mounted anywhere)."""
 VALIDITY = dt.timedelta(days=3650)
 SEED_BYTES = 32
 _P256_ORDER = int("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551", 16)

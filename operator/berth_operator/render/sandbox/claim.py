@@ -25,15 +25,15 @@ from berth_operator.api.sandboxclaim import (
 )
 from berth_operator.api.sandboxpool import PoolLifecycle, SandboxPoolSpec
 from berth_operator.render.meta import Subject, owner_reference
-from berth_operator.render.sandbox_names import (
+from berth_operator.render.sandbox.names import (
     CLAIM_LABEL,
     POOL_LABEL,
     TOKEN_KEY,
     child_metadata,
     token_secret_name,
 )
-from berth_operator.render.sandbox_pod import Binding, bound_annotations, bound_labels
-from berth_operator.render.sandbox_pool import PodInfo, pick_warm_pod
+from berth_operator.render.sandbox.pod import Binding, bound_annotations, bound_labels
+from berth_operator.render.sandbox.pool import PodInfo, pick_warm_pod
 
 TOKEN_BYTES = 32
 
@@ -41,7 +41,7 @@ TOKEN_BYTES = 32
 def derive_token(pool_key: bytes, pod_name: str) -> str:
     """A Pod's executor token, derived from the pool's secret key (HMAC-SHA256, hex).
 
-    Lets a warm Pod carry its token hash from creation (see ``sandbox_pod.warm_pod``)
+    Lets a warm Pod carry its token hash from creation (see ``pod.warm_pod``)
     without a Secret per Pod: at adoption the operator recomputes the token and writes it
     into the claim's ``<claim>-executor`` Secret. Pods are never reused, so a Pod's
     token is its claim's token.

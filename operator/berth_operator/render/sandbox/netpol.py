@@ -16,13 +16,13 @@ from typing import Any
 
 from berth_operator.api.sandboxpool import SandboxPoolSpec
 from berth_operator.render.meta import INSTANCE_LABEL, Subject
-from berth_operator.render.sandbox_names import (
+from berth_operator.render.sandbox.names import (
     EXECUTOR_PORT,
     FROM_POOL_LABEL,
     PoolNames,
     child_metadata,
 )
-from berth_operator.render.sandbox_proxy import (
+from berth_operator.render.sandbox.proxy import (
     CLUSTER_CIDRS_V4,
     CLUSTER_CIDRS_V6,
     METADATA_CIDRS,

@@ -28,8 +28,8 @@ from berth_operator.api.sandboxpool import (
 )
 from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject, digest, owner_reference, propagated, prune_none
-from berth_operator.render.sandbox_ca import BUNDLE_KEY, CERT_KEY, KEY_KEY
-from berth_operator.render.sandbox_names import (
+from berth_operator.render.sandbox.ca import BUNDLE_KEY, CERT_KEY, KEY_KEY
+from berth_operator.render.sandbox.names import (
     ASSISTANT_LABEL,
     CLAIM_LABEL,
     CLAIMED_AT_ANNOTATION,
@@ -48,7 +48,7 @@ from berth_operator.render.sandbox_names import (
     PoolNames,
     recommended_labels,
 )
-from berth_operator.render.sandbox_proxy import (
+from berth_operator.render.sandbox.proxy import (
     CA_KEY_DIR,
     CONFIG_DIR,
     CONFIG_KEY,
@@ -409,7 +409,7 @@ def warm_pod(
     Without ``token_sha256`` its token hash file is empty and the executor refuses every
     request until adoption writes the annotation (the kubelet then refreshes the file,
     usually within a second, at worst a sync period). With it (the hash of
-    ``sandbox_claim.derive_token(pool key, name)``), the file is there from the start
+    ``claim.derive_token(pool key, name)``), the file is there from the start
     and adoption changes nothing the executor reads: the claim is usable at once.
     Without ``name`` the Pod gets ``generateName: <pool>-`` (the API server picks).
     """

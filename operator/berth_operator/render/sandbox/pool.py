@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from berth_operator.api.sandboxpool import SandboxPoolSpec
-from berth_operator.render.sandbox_names import (
+from berth_operator.render.sandbox.names import (
     CLAIM_LABEL,
     STATE_CLAIMED,
     STATE_LABEL,

@@ -14,7 +14,7 @@ from typing import Any
 
 from berth_operator.api.sandboxpool import AuthProxySpec, EgressSpec, SandboxPoolSpec
 from berth_operator.render.meta import Subject, digest
-from berth_operator.render.sandbox_names import (
+from berth_operator.render.sandbox.names import (
     FROM_POOL_LABEL,
     PROXY_ADMIN_PORT,
     PROXY_PORT,

@@ -17,8 +17,8 @@ from berth_operator.api import sandboxclaim as sc
 from berth_operator.api.sandboxpool import SandboxPoolSpec
 from berth_operator.render.meta import Subject
 from berth_operator.render.pod_health import stuck_container
-from berth_operator.render.sandbox_names import PoolNames
-from berth_operator.render.sandbox_pool import PodInfo, PoolPlan
+from berth_operator.render.sandbox.names import PoolNames
+from berth_operator.render.sandbox.pool import PodInfo, PoolPlan
 from berth_operator.render.status import Verdict
 from berth_operator.render.status import conditions as status_conditions
 
