@@ -82,6 +82,10 @@ node: install controlplane ## Build (once, cached) kubelet, kube-proxy, containe
 node-up: images node ## Start a control plane and a real kubelet node in namespaces of their own; writes .berth/e2e/controlplane/kubeconfig
 	@$(PY) -m tests.support.node up
 
+.PHONY: node-install
+node-install: images node ## node-up, plus a registry at 10.250.0.1:5000 with every image and `helm install` of the chart (what `berth deploy` targets); stop with node-down
+	@$(PY) -m tests.support.release up
+
 .PHONY: node-down
 node-down: ## Stop the real node and its control plane; leaves no process, mount, link, namespace or cgroup behind
 	@$(PY) -m tests.support.node down

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -39,10 +40,12 @@ def chart_values(built: dict[str, images.ImageInfo]) -> dict[str, Any]:
 
 def serve_registry(logfile: Path) -> subprocess.Popen[bytes]:
     """crane's registry on the host's end of the node's link; its log goes to a file (a
-    pipe nobody reads would fill and stall it)."""
+    pipe nobody reads would fill and stall it). It joins the node's cgroup, so `node.down()`
+    stops it with the node even when whoever started it is gone (`make node-install`)."""
     argv = [images.crane_binary(), "registry", "serve", "--address", node.REGISTRY]
     with logfile.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    node.join_cgroup(proc.pid)
     node.wait_for(lambda: _answers(f"http://{node.REGISTRY}/v2/"), 30, "the registry")
     return proc
 
@@ -84,10 +87,8 @@ class Installed:
     seconds: dict[str, float]
 
 
-@contextlib.contextmanager
-def installed() -> Iterator[Installed]:
-    """Images, node, registry, push, `helm install`; everything is torn down after, and
-    the host is checked for leftovers."""
+def install() -> Installed:
+    """Images, node, registry, push, `helm install`; left running (`node.down()` stops all)."""
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
     log("images: building Berth's images (cached by source hash)")
@@ -96,10 +97,9 @@ def installed() -> Iterator[Installed]:
     t0 = time.monotonic()
     running = node.up()
     seconds["node"] = time.monotonic() - t0
-    registry = None
     try:
         t0 = time.monotonic()
-        registry = serve_registry(running.state / "registry.log")
+        serve_registry(running.state / "registry.log")
         images.push(built, node.REGISTRY, insecure=True)
         seconds["push"] = time.monotonic() - t0
         values = chart_values(built)
@@ -107,11 +107,34 @@ def installed() -> Iterator[Installed]:
         log(f"helm install {RELEASE} charts/berth (global.imageRegistry={node.REGISTRY})")
         install_chart(running.cp, values)
         seconds["helm_install"] = time.monotonic() - t0
-        yield Installed(node=running, images=built, values=values, seconds=seconds)
+    except BaseException:
+        node.down()
+        raise
+    return Installed(node=running, images=built, values=values, seconds=seconds)
+
+
+@contextlib.contextmanager
+def installed() -> Iterator[Installed]:
+    """`install()`, torn down after; the host is checked for leftovers."""
+    done = install()
+    try:
+        yield done
     finally:
-        if registry is not None:
-            registry.kill()
-            registry.wait()
         node.down()
         left = node.leftovers()
         assert not left, f"the node left things on the host: {left}"
+
+
+def _cli(argv: list[str]) -> int:
+    if argv != ["up"]:
+        print("usage: python -m tests.support.release up   (stop: make node-down)", file=sys.stderr)
+        return 2
+    done = install()
+    phases = ", ".join(f"{k} {v:.0f}s" for k, v in done.seconds.items())
+    log(f"Berth installed on the real node ({phases}); registry {node.REGISTRY}")
+    print(f"export KUBECONFIG={done.node.cp.kubeconfig}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_cli(sys.argv[1:]))
