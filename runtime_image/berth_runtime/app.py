@@ -14,25 +14,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from langgraph.store.postgres.aio import AsyncPostgresStore
 
 from berth_runtime.agent_auth.config import parse_agent_auth
-from berth_runtime.agent_auth.crypto import sealer_from_env
-from berth_runtime.agent_auth.service import AgentAuth, set_service
-from berth_runtime.api import (
-    a2a,
-    agent_auth,
-    assistants,
-    crons,
-    mcp,
-    runs,
-    storage,
-    store,
-    stream_v2,
-    system,
-    thread_stream,
-    threads,
-)
+from berth_runtime.api import assistants, system
 from berth_runtime.api.errors import install_error_handlers
-from berth_runtime.auth.loader import load_auth
-from berth_runtime.auth.middleware import AuthMiddleware
 from berth_runtime.config import BerthConfig, Settings
 from berth_runtime.context import Runtime
 from berth_runtime.cors import cors_options
@@ -72,7 +55,11 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         os.environ.setdefault(key, value)
     # Checked now, not in the lifespan: incomplete providers or a missing key stop start-up.
     auth_config = parse_agent_auth(config.agent_auth, os.environ)
-    sealer = sealer_from_env(os.environ) if auth_config is not None else None
+    sealer = None
+    if auth_config is not None:
+        from berth_runtime.agent_auth.crypto import sealer_from_env
+
+        sealer = sealer_from_env(os.environ)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,6 +76,8 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         app.state.rt = rt
         app.state.agent_auth = None
         if auth_config is not None and sealer is not None:
+            from berth_runtime.agent_auth.service import AgentAuth, set_service
+
             app.state.agent_auth = AgentAuth(auth_config, sealer, pool)
             set_service(app.state.agent_auth)
         await assistants.ensure_default_assistants(rt)
@@ -112,6 +101,8 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
             await worker.shutdown(settings.shutdown_grace_secs)
             await stop_sandboxes()
             if app.state.agent_auth is not None:
+                from berth_runtime.agent_auth.service import set_service
+
                 set_service(None)
                 await app.state.agent_auth.close()
             if config.store_ttl is not None and config.store_ttl.default_ttl is not None:
@@ -122,17 +113,40 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
 
     app = FastAPI(title="Berth agent server", version="0.1.0", lifespan=lifespan)
     app.state.auth = None
+    # The HTTP API's modules load only where the API is served: a `worker` (which answers
+    # /ok and /info only) starts without importing them (MCP, A2A, ...), so a restarted
+    # worker is ready sooner.
+    api_served = role in ("serve", "api")
+    if api_served:
+        from berth_runtime.api import agent_auth
     if config.auth is not None:
+        from berth_runtime.auth.loader import load_auth
+        from berth_runtime.auth.middleware import AuthMiddleware
+
         # Loaded now, not in the lifespan: a bad auth module must stop the process at once.
         app.state.auth = load_auth(config.auth, config.dependencies)
         app.add_middleware(
-            AuthMiddleware, auth=app.state.auth, bypass=agent_auth.bypasses_custom_auth
+            AuthMiddleware,
+            auth=app.state.auth,
+            bypass=agent_auth.bypasses_custom_auth if api_served else None,
         )
     # Added last, so outermost: preflights and auth failures get CORS headers too.
     app.add_middleware(CORSMiddleware, **cors_options(config.http_cors, os.environ))
     install_error_handlers(app)
     app.include_router(system.router)
-    if role in ("serve", "api"):
+    if api_served:
+        from berth_runtime.api import (
+            a2a,
+            crons,
+            mcp,
+            runs,
+            storage,
+            store,
+            stream_v2,
+            thread_stream,
+            threads,
+        )
+
         for module in (assistants, threads, thread_stream, crons, runs, store):
             app.include_router(module.router)
         # Issue 7: the rest of the Agent Server surface (MCP is mounted below).
