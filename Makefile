@@ -60,6 +60,10 @@ test-integration: install ## Integration tests: real Postgres and Redis, the run
 	@echo ">> integration tests (real Postgres and Redis from local binaries)"
 	$(PYTEST) -m integration tests/integration
 
+.PHONY: soak
+soak: install ## Chaos soak: 16 langgraph-sdk clients while workers, the API, Redis and Postgres are killed (SOAK_ARGS, e.g. --seconds 60)
+	$(PY) -m tests.soak $(SOAK_ARGS)
+
 .PHONY: test-cluster
 test-cluster: install controlplane ## Cluster tests: real local control plane with kwok nodes, operator against it
 	@echo ">> cluster tests (local control plane)"
