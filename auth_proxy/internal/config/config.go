@@ -26,12 +26,24 @@ type Header struct {
 
 // AgentAuth is where user-scoped OAuth tokens come from: the runtime's
 // GET TokenURL?provider=P, authenticated with the proxy token (ProxyTokenFile) for the
-// thread the sandbox is claimed for (ThreadIDFile). Both files are re-read when they
+// thread the sandbox is claimed for (ThreadIDFile). The URL is fixed (TokenURL) or, when
+// the runtime depends on who claims the sandbox, read from TokenURLFile (the operator
+// writes it with the claim's thread id and proxy token). The files are re-read when they
 // change, so a warm Pod bound to a thread later needs no restart.
 type AgentAuth struct {
-	TokenURL       string `json:"tokenURL"`
+	TokenURL       string `json:"tokenURL,omitempty"`
+	TokenURLFile   string `json:"tokenURLFile,omitempty"`
 	ThreadIDFile   string `json:"threadIdFile"`
 	ProxyTokenFile string `json:"proxyTokenFile"`
+}
+
+// ValidTokenURL reports whether u is an http(s) URL with a host.
+func ValidTokenURL(u string) error {
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+		return fmt.Errorf("%q must be an http(s) URL", u)
+	}
+	return nil
 }
 
 // Rule injects headers into requests to matching hosts (and path prefix).
@@ -155,13 +167,21 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("%s.headers[%d]: oauthProvider needs {secret} in value (e.g. \"Bearer {secret}\")", where, j))
 			}
 			if h.OAuthProvider != "" && c.AgentAuth == nil {
-				errs = append(errs, fmt.Errorf("%s.headers[%d]: oauthProvider %q needs agentAuth (tokenURL, threadIdFile, proxyTokenFile)", where, j, h.OAuthProvider))
+				errs = append(errs, fmt.Errorf("%s.headers[%d]: oauthProvider %q needs agentAuth (tokenURL or tokenURLFile, threadIdFile, proxyTokenFile)", where, j, h.OAuthProvider))
 			}
 		}
 	}
 	if a := c.AgentAuth; a != nil {
-		if u, err := url.Parse(a.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("agentAuth.tokenURL %q: must be an http(s) URL", a.TokenURL))
+		switch {
+		case a.TokenURL != "" && a.TokenURLFile != "":
+			errs = append(errs, errors.New("agentAuth: set tokenURL or tokenURLFile, not both"))
+		case a.TokenURLFile != "":
+		case a.TokenURL == "":
+			errs = append(errs, errors.New("agentAuth: tokenURL or tokenURLFile is required"))
+		default:
+			if err := ValidTokenURL(a.TokenURL); err != nil {
+				errs = append(errs, fmt.Errorf("agentAuth.tokenURL %w", err))
+			}
 		}
 		if a.ThreadIDFile == "" || a.ProxyTokenFile == "" {
 			errs = append(errs, errors.New("agentAuth.threadIdFile and agentAuth.proxyTokenFile are required"))

@@ -67,7 +67,17 @@ func (s *Source) Get(key string) (string, error) {
 	if err != nil || proxyToken == "" {
 		return "", fmt.Errorf("oauth provider %s: proxy token file %s is empty or missing", provider, s.cfg.ProxyTokenFile)
 	}
-	e, err = s.fetch(provider, thread, proxyToken)
+	tokenURL := s.cfg.TokenURL
+	if s.cfg.TokenURLFile != "" {
+		tokenURL, err = s.files.Get(s.cfg.TokenURLFile)
+		if err != nil || tokenURL == "" {
+			return "", fmt.Errorf("oauth provider %s: token URL file %s is empty or missing", provider, s.cfg.TokenURLFile)
+		}
+		if err := config.ValidTokenURL(tokenURL); err != nil {
+			return "", fmt.Errorf("oauth provider %s: token URL file %s: %v", provider, s.cfg.TokenURLFile, err)
+		}
+	}
+	e, err = s.fetch(tokenURL, provider, thread, proxyToken)
 	if err != nil {
 		return "", err
 	}
@@ -77,8 +87,8 @@ func (s *Source) Get(key string) (string, error) {
 	return e.token, nil
 }
 
-func (s *Source) fetch(provider, thread, proxyToken string) (entry, error) {
-	u := s.cfg.TokenURL + "?" + url.Values{"provider": {provider}}.Encode()
+func (s *Source) fetch(tokenURL, provider, thread, proxyToken string) (entry, error) {
+	u := tokenURL + "?" + url.Values{"provider": {provider}}.Encode()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		return entry{}, fmt.Errorf("oauth provider %s: %v", provider, err)

@@ -61,3 +61,29 @@ func TestFetchCacheAndRefetchNearExpiry(t *testing.T) {
 		t.Fatalf("unbound sandbox err = %v", err)
 	}
 }
+
+// The operator's form: the runtime URL comes from a file the claim provides, next to the
+// thread id and the proxy token; before the claim binds, the sandbox gets a clear error.
+func TestTokenURLFromFile(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v2/auth/sandbox/token" || r.Header.Get("Authorization") != "Bearer ptok" || r.Header.Get("X-Berth-Thread-Id") != "t1" {
+			w.WriteHeader(401)
+			return
+		}
+		_, _ = w.Write([]byte(`{"access_token":"from-file","expires_in":60}`))
+	}))
+	defer srv.Close()
+	fs := files{"/tid": "t1", "/ptok": "ptok"}
+	s := New(config.AgentAuth{TokenURLFile: "/url", ThreadIDFile: "/tid", ProxyTokenFile: "/ptok"}, fs, srv.Client(), time.Second)
+	if _, err := s.Get(inject.OAuthKey("cal")); err == nil || !strings.Contains(err.Error(), "token URL file /url is empty or missing") {
+		t.Fatalf("missing URL file err = %v", err)
+	}
+	fs["/url"] = "file:///etc/passwd"
+	if _, err := s.Get(inject.OAuthKey("cal")); err == nil || !strings.Contains(err.Error(), "must be an http(s) URL") {
+		t.Fatalf("bad URL err = %v", err)
+	}
+	fs["/url"] = srv.URL + "/v2/auth/sandbox/token"
+	if got, err := s.Get(inject.OAuthKey("cal")); err != nil || got != "from-file" {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+}

@@ -9,6 +9,10 @@ names one sandbox); ``lifecycle`` may change, e.g. to move ``shutdownTime``.
 ``executorTokenSHA256`` lets the claimant choose the executor's token: the runtime derives
 it from its own key, so no token Secret is created and the runtime needs no Secret access.
 Without it the operator generates a token into Secret ``<claim>-executor`` (hand-made claims).
+
+``deploymentRef`` names the AgentDeployment that claims (the runtime sets it): with
+``threadId``, a pool whose proxy rules name an ``oauthProvider`` gets that deployment's
+runtime URL and the thread's proxy token, in a Secret mounted into the proxy only.
 """
 
 from __future__ import annotations
@@ -44,10 +48,16 @@ REASON_POOL_EXHAUSTED = "PoolExhausted"
 REASON_EXPIRED = "Expired"
 REASON_SANDBOX_LOST = "SandboxLost"  # the bound Pod failed or was deleted
 REASON_INVALID_SPEC = "InvalidSpec"
+REASON_AGENT_AUTH_UNAVAILABLE = "AgentAuthUnavailable"
+"""The pool injects thread users' OAuth tokens, but the claim's deployment cannot serve them."""
 
 
 class PoolRef(LocalObjectReference):
     """The SandboxPool (same namespace) that provides the sandbox."""
+
+
+class DeploymentRef(LocalObjectReference):
+    """The AgentDeployment (same namespace) that claims the sandbox."""
 
 
 class ClaimLifecycle(BerthModel):
@@ -104,6 +114,11 @@ class SandboxClaimSpec(BerthModel):
                     "claim and create a new one",
                 },
                 {
+                    "rule": "has(self.deploymentRef) == has(oldSelf.deploymentRef) && "
+                    "(!has(self.deploymentRef) || self.deploymentRef == oldSelf.deploymentRef)",
+                    "message": "deploymentRef is immutable: delete the claim and create a new one",
+                },
+                {
                     "rule": "has(self.executorTokenSHA256) == has(oldSelf.executorTokenSHA256) && "
                     "(!has(self.executorTokenSHA256) || "
                     "self.executorTokenSHA256 == oldSelf.executorTokenSHA256)",
@@ -128,6 +143,12 @@ class SandboxClaimSpec(BerthModel):
         description="The assistant this sandbox belongs to (label berth.dev/assistant-id).",
     )
     lifecycle: ClaimLifecycle | None = None
+    deployment_ref: DeploymentRef | None = Field(
+        default=None,
+        description="The AgentDeployment that claims (the runtime sets it). With threadId, "
+        "a pool whose proxy rules name an oauthProvider gets this deployment's runtime URL "
+        "and the thread's proxy token, for the proxy only.",
+    )
     executor_token_sha256: str | None = Field(
         default=None,
         alias="executorTokenSHA256",

@@ -50,6 +50,8 @@ HEADER_NAME = r"^[A-Za-z0-9][-A-Za-z0-9_]*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 SECRET_PLACEHOLDER = "{secret}"
+PROVIDER_NAME = r"^[a-zA-Z0-9][-_.a-zA-Z0-9]*$"
+"""An Agent Auth provider id, as AgentDeployment ``spec.agentAuth.providers[].name`` spells it."""
 
 # Go-style durations ("90s", "30m", "1h30m"); parsed by parse_duration().
 DURATION = r"^([0-9]+([.][0-9]+)?(ms|s|m|h))+$"
@@ -465,13 +467,25 @@ class SecretKeySelector(BerthModel):
 
 
 class HeaderInjection(BerthModel):
-    """A header the proxy sets on matching requests; ``{secret}`` is the Secret key's value."""
+    """A header the proxy sets on matching requests; ``{secret}`` is the Secret key's value,
+    or, with ``oauthProvider``, the OAuth access token of the user of the thread the sandbox
+    is claimed for (Agent Auth; the proxy asks the claiming AgentDeployment's runtime)."""
 
     model_config = _rules(
         cel(
             f"self.value.contains('{SECRET_PLACEHOLDER}')",
             f"headers[].value must contain {SECRET_PLACEHOLDER} where the Secret value goes "
             "(e.g. 'Bearer {secret}')",
+        ),
+        cel(
+            "!(has(self.secretRef) && has(self.oauthProvider))",
+            "set secretRef (a Secret key) or oauthProvider (the thread user's OAuth token), "
+            "not both",
+        ),
+        cel(
+            "has(self.secretRef) || has(self.oauthProvider)",
+            "headers[] needs secretRef (a Secret key) or oauthProvider (the thread user's "
+            "OAuth token for that Agent Auth provider)",
         ),
     )
 
@@ -482,7 +496,17 @@ class HeaderInjection(BerthModel):
         max_length=1024,
         description="Template of the value, e.g. 'Bearer {secret}'.",
     )
-    secret_ref: SecretKeySelector
+    secret_ref: SecretKeySelector | None = None
+    oauth_provider: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=PROVIDER_NAME,
+        description="Inject the OAuth access token of the thread's user for this Agent Auth "
+        "provider (a name in the claiming AgentDeployment's spec.agentAuth.providers) instead "
+        "of a Secret key. Only claims with threadId and deploymentRef get a token; the token "
+        "reaches the proxy only.",
+    )
 
     @model_validator(mode="after")
     def _template(self) -> HeaderInjection:
@@ -490,6 +514,16 @@ class HeaderInjection(BerthModel):
             raise ValueError(
                 f"headers[].value must contain {SECRET_PLACEHOLDER} where the Secret value goes "
                 "(e.g. 'Bearer {secret}')"
+            )
+        if self.secret_ref is not None and self.oauth_provider is not None:
+            raise ValueError(
+                "set secretRef (a Secret key) or oauthProvider (the thread user's OAuth token), "
+                "not both"
+            )
+        if self.secret_ref is None and self.oauth_provider is None:
+            raise ValueError(
+                "headers[] needs secretRef (a Secret key) or oauthProvider (the thread user's "
+                "OAuth token for that Agent Auth provider)"
             )
         return self
 
@@ -674,7 +708,15 @@ class AuthProxySpec(BerthModel):
 
     def secret_names(self) -> list[str]:
         """Names of every Secret a rule reads, sorted, without duplicates."""
-        return sorted({h.secret_ref.name for r in self.rules or () for h in r.headers})
+        return sorted(
+            {h.secret_ref.name for r in self.rules or () for h in r.headers if h.secret_ref}
+        )
+
+    def oauth_providers(self) -> list[str]:
+        """Agent Auth providers whose user tokens the rules inject, sorted, no duplicates."""
+        return sorted(
+            {h.oauth_provider for r in self.rules or () for h in r.headers if h.oauth_provider}
+        )
 
 
 # --- pool -----------------------------------------------------------------------------------
@@ -734,6 +776,21 @@ class NetworkPolicySpec(BerthModel):
     )
 
 
+_USES_OAUTH = (
+    "has(self.authProxy) && has(self.authProxy.rules) && "
+    "self.authProxy.rules.exists(r, r.headers.exists(h, has(h.oauthProvider)))"
+)
+OAUTH_TRANSPARENT_MESSAGE = (
+    "headers with oauthProvider need authProxy.mode Transparent: the NetworkPolicy lets the "
+    "proxy reach the runtime for tokens, and only the egress redirection keeps sandbox code "
+    "from using that path itself"
+)
+OAUTH_DEPLOYMENTS_MESSAGE = (
+    "headers with oauthProvider need networkPolicy.allowedDeployments (with the Managed "
+    "NetworkPolicy): the proxy may ask only those AgentDeployments' runtimes for tokens"
+)
+
+
 class SandboxPoolSpec(BerthModel):
     """Warm sandbox Pods kept ready for SandboxClaims."""
 
@@ -741,6 +798,18 @@ class SandboxPoolSpec(BerthModel):
         cel(
             "self.maxSize >= self.replicas",
             "maxSize (warm plus claimed Pods) must be >= replicas (warm Pods)",
+        ),
+        cel(
+            f"!({_USES_OAUTH}) || !has(self.authProxy.mode) || "
+            "self.authProxy.mode == 'Transparent'",
+            OAUTH_TRANSPARENT_MESSAGE,
+        ),
+        cel(
+            f"!({_USES_OAUTH}) || (has(self.networkPolicy) && has(self.networkPolicy.mode) && "
+            "self.networkPolicy.mode == 'Unmanaged') || (has(self.networkPolicy) && "
+            "has(self.networkPolicy.allowedDeployments) && "
+            "size(self.networkPolicy.allowedDeployments) > 0)",
+            OAUTH_DEPLOYMENTS_MESSAGE,
         ),
     )
 
@@ -768,7 +837,18 @@ class SandboxPoolSpec(BerthModel):
     def _sizes(self) -> SandboxPoolSpec:
         if self.max_size < self.replicas:
             raise ValueError("maxSize (warm plus claimed Pods) must be >= replicas (warm Pods)")
+        if self.auth_proxy.oauth_providers():
+            if self.auth_proxy.mode != "Transparent":
+                raise ValueError(OAUTH_TRANSPARENT_MESSAGE)
+            np = self.network_policy
+            if np.mode == "Managed" and not np.allowed_deployments:
+                raise ValueError(OAUTH_DEPLOYMENTS_MESSAGE)
         return self
+
+    @property
+    def uses_agent_auth(self) -> bool:
+        """Whether a rule injects a thread user's OAuth token (``oauthProvider``)."""
+        return bool(self.auth_proxy.oauth_providers())
 
 
 class SandboxPoolStatus(BerthModel):

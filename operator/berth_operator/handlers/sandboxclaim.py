@@ -12,6 +12,12 @@ bookkeeping writes delay it) binds right away from the in-memory Pod cache:
    token in Secret ``<claim>-executor``, created in parallel with the adoption;
 4. one status write: Ready/Bound with podName, podIP, launchType, boundAt.
 
+When the pool's proxy rules name an ``oauthProvider`` and the claim names its thread and
+its AgentDeployment, the deployment is checked first (a claim it cannot serve reports
+Stalled/AgentAuthUnavailable and binds nothing), and after binding the Pod gets Secret
+``<pod>-agent-auth`` (runtime URL, thread id, proxy token; mounted by the proxy only),
+then an annotation naming it, so kubelet refreshes the volume at once.
+
 Without a Ready warm Pod the claim starts a cold Pod (never beyond maxSize, counting
 warm, claimed and cold Pods in flight) or reports Stalled/PoolExhausted and is retried
 whenever a Pod of its pool changes. Deleting the claim deletes its Pod at once (the
@@ -41,6 +47,8 @@ from berth_operator.handlers.sandboxpool import now_utc, pod_suffix, spec_proble
 from berth_operator.handlers.sandboxstate import Key, SandboxState
 from berth_operator.k8s import sandbox as k8s
 from berth_operator.render.meta import Subject
+from berth_operator.render.names import ChildNames
+from berth_operator.render.sandbox import agent_auth
 from berth_operator.render.sandbox.claim import (
     TOKEN_BYTES,
     BindDecision,
@@ -79,6 +87,9 @@ from berth_operator.render.status import status_patch
 log = logging.getLogger("berth.sandbox")
 
 MAX_ADOPT_ATTEMPTS = 8
+AGENT_AUTH_RETRY_SECONDS = 5.0
+"""How soon a claim whose AgentDeployment cannot serve Agent Auth yet is checked again
+(the operator does not watch AgentDeployments and their key Secrets for claims)."""
 
 
 def _owned_by(pod: Mapping[str, Any], uid: str) -> bool:
@@ -105,6 +116,8 @@ class ClaimBinder:
         self.bound_total = 0
         self.seen_at: dict[Key, float] = {}
         """When the claim's ADDED event arrived (for the binding latency in the log)."""
+        self.agent_auth_pods: set[Key] = set()
+        """Pods whose Agent Auth Secret this process wrote (or saw announced on the Pod)."""
         state.listeners.append(self.pod_event)
         state.pool_listeners.append(self.pool_event)
 
@@ -174,6 +187,8 @@ class ClaimBinder:
         if (timer := self.timers.pop(key, None)) is not None:
             timer.cancel()
         pod = self.pods.pop(key, None) or self.state.bound.get(key)
+        if pod is not None:
+            self.agent_auth_pods.discard((key[0], pod["metadata"]["name"]))
         if pod is not None and uid and _owned_by(pod, uid):
             api = self.state.api
             assert api is not None
@@ -312,7 +327,17 @@ class ClaimBinder:
                 ),
             )
             return
-        await self._bind(key, claim, spec, Subject.from_body(pool_body), pool_spec, now)
+        files: agent_auth.Files | None = None
+        if agent_auth.wanted(spec, pool_spec):
+            resolution = await self._resolve_agent_auth(key[0], spec, pool_key[1], pool_spec)
+            if resolution.files is None:
+                self._schedule(key, AGENT_AUTH_RETRY_SECONDS)
+                await self._write(
+                    key, claim, ClaimView(sc.REASON_AGENT_AUTH_UNAVAILABLE, resolution.problem)
+                )
+                return
+            files = resolution.files
+        await self._bind(key, claim, spec, Subject.from_body(pool_body), pool_spec, now, files)
 
     # -- binding --------------------------------------------------------------------------
     async def _bind(
@@ -323,6 +348,7 @@ class ClaimBinder:
         pool: Subject,
         pool_spec: SandboxPoolSpec,
         now: dt.datetime,
+        files: agent_auth.Files | None = None,
     ) -> None:
         state, api = self.state, self.state.api
         assert api is not None
@@ -360,7 +386,7 @@ class ClaimBinder:
                 await self._write(key, claim, ClaimView(decision.reason, decision.message))
                 return
             if decision.kind == "cold":
-                await self._bind_cold(key, claim, pool, pool_spec, binding, token, thash)
+                await self._bind_cold(key, claim, pool, pool_spec, binding, token, thash, files)
                 return
             assert decision.pod is not None
             pod = decision.pod
@@ -393,6 +419,8 @@ class ClaimBinder:
             state.adopted_at[pool_key] = time.monotonic()
             state.wake(pool_key)  # replenish (after REPLENISH_DELAY)
             await self._fix_token(pool.namespace, adopted, token, secret)
+            if files is not None:
+                adopted = await self._write_agent_auth(key, claim.name, pool.name, adopted, files)
             self.bound_total += 1
             event_at = self.seen_at.pop(key, None)
             if event_at is not None:
@@ -426,6 +454,7 @@ class ClaimBinder:
         binding: Any,
         token: str | None,
         thash: str,
+        files: agent_auth.Files | None = None,
     ) -> None:
         state, api = self.state, self.state.api
         assert api is not None
@@ -449,6 +478,8 @@ class ClaimBinder:
         for waiting in self.waiting.values():
             waiting.discard(key)
         await self._fix_token(pool.namespace, created, token, secret)
+        if files is not None:
+            created = await self._write_agent_auth(key, claim.name, pool.name, created, files)
         log.info("sandbox claim %s/%s: cold Pod %s", *key, name)
         spec = sc.parse_spec(self.claims[key].get("spec"))
         view = self._view(
@@ -470,6 +501,77 @@ class ClaimBinder:
         api = self.state.api
         assert api is not None
         return await self.state.run_fast(k8s.create_secret, api, token_secret(claim, token))
+
+    async def _resolve_agent_auth(
+        self, namespace: str, spec: sc.SandboxClaimSpec, pool: str, pool_spec: SandboxPoolSpec
+    ) -> agent_auth.Resolution:
+        """Read the claim's AgentDeployment and its sandbox key Secret; derive the files."""
+        api = self.state.api
+        assert api is not None and spec.deployment_ref is not None
+        name = spec.deployment_ref.name
+        deployment, key_secret = await asyncio.gather(
+            self.state.run_fast(
+                k8s.get, api, f"{GROUP}/{VERSION}", "AgentDeployment", namespace, name
+            ),
+            self.state.run_fast(
+                k8s.get, api, "v1", "Secret", namespace, ChildNames(name).sandbox_key
+            ),
+        )
+        return agent_auth.resolve(spec, namespace, pool, pool_spec, deployment, key_secret)
+
+    async def _write_agent_auth(
+        self,
+        key: Key,
+        claim: str,
+        pool: str,
+        pod: dict[str, Any],
+        files: agent_auth.Files,
+    ) -> dict[str, Any]:
+        """Secret ``<pod>-agent-auth`` (owned by the Pod), then the Pod annotation naming it:
+        that Pod update makes kubelet refresh the proxy's volume now, not at its next sync."""
+        api = self.state.api
+        assert api is not None
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        await self.state.run_fast(
+            k8s.apply_secret, api, agent_auth.files_secret(pod, claim, pool, files)
+        )
+        self.agent_auth_pods.add((namespace, name))
+        updated = await self.state.run_fast(
+            k8s.annotate_pod, api, namespace, name, agent_auth.touch_patch(name)
+        )
+        if updated is None:
+            return pod
+        self.state.observe_pod("MODIFIED", updated)
+        if key in self.pods:
+            self.pods[key] = updated
+        log.info("sandbox claim %s/%s: Agent Auth files for Pod %s", *key, name)
+        return updated
+
+    async def _ensure_agent_auth(
+        self,
+        key: Key,
+        claim: Subject,
+        spec: sc.SandboxClaimSpec,
+        pool_spec: SandboxPoolSpec | None,
+        pod: dict[str, Any],
+    ) -> str | None:
+        """For a claim found bound (e.g. after an operator restart between adoption and the
+        Secret): write the Agent Auth Secret if the Pod does not announce it yet. Returns a
+        problem that keeps it from being written, else None."""
+        if pool_spec is None or not agent_auth.wanted(spec, pool_spec):
+            return None
+        name = pod["metadata"]["name"]
+        if (key[0], name) in self.agent_auth_pods:
+            return None
+        if (pod["metadata"].get("annotations") or {}).get(agent_auth.SECRET_ANNOTATION):
+            self.agent_auth_pods.add((key[0], name))
+            return None
+        resolution = await self._resolve_agent_auth(key[0], spec, spec.pool_ref.name, pool_spec)
+        if resolution.files is None:
+            self._schedule(key, AGENT_AUTH_RETRY_SECONDS)
+            return resolution.problem
+        await self._write_agent_auth(key, claim.name, spec.pool_ref.name, pod, resolution.files)
+        return None
 
     async def _fix_token(
         self,
@@ -587,6 +689,9 @@ class ClaimBinder:
                 pool_spec = parse_pool_spec(pool_body.get("spec"))
             except ValidationError:
                 pool_spec = None
+        problem = await self._ensure_agent_auth(key, claim, spec, pool_spec, pod)
+        if problem is not None:
+            reason, message = sc.REASON_AGENT_AUTH_UNAVAILABLE, f"Pod {name}: {problem}"
         view = self._view(
             reason, message, pod, launch, bound_at, spec, pool_spec, _secret_name(claim, spec)
         )
@@ -659,6 +764,7 @@ class ClaimBinder:
             k8s.delete_pod, api, key[0], pod["metadata"]["name"], pod["metadata"]["uid"]
         )
         self.pods.pop(key, None)
+        self.agent_auth_pods.discard((key[0], pod["metadata"]["name"]))
 
     async def _write(self, key: Key, claim: Subject, view: ClaimView) -> None:
         api = self.state.api

@@ -84,6 +84,30 @@ def patch_pod(
         raise
 
 
+def annotate_pod(
+    api: Api, namespace: str, name: str, patch: dict[str, Any]
+) -> dict[str, Any] | None:
+    """JSON merge patch of a bound Pod's metadata, whatever its resourceVersion (it already
+    belongs to the caller's claim); None when the Pod is gone."""
+    api._count("annotate Pod")
+    try:
+        return api.request(
+            "PATCH",
+            path_of("v1", "Pod", namespace, name),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+    except ApiError as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def apply_secret(api: Api, secret: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply a Secret the operator alone writes (force: it wins over strays)."""
+    return api.apply(secret)
+
+
 def get(api: Api, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     return api.get(ChildRef(api_version, kind, name), namespace)
 

@@ -10,6 +10,10 @@ the AgentDeployment's key (`BERTH_SANDBOX_TOKEN_KEY`, from Secret `<name>-sandbo
 Every replica computes the same token for the same claim, and the claim carries only its
 sha256 (`spec.executorTokenSHA256`, which the operator puts on the Pod). So the runtime
 needs no access to Secrets, and none to the auth proxy's credentials.
+
+A new claim names its AgentDeployment (`spec.deploymentRef`, from `BERTH_DEPLOYMENT_NAME`):
+a pool whose proxy rules inject thread users' OAuth tokens (Agent Auth) needs it to know
+which runtime the proxy asks and which key the proxy token is derived from.
 """
 
 from __future__ import annotations
@@ -164,6 +168,7 @@ class SandboxClaims:
         assistant_id: str | None,
         ttl_seconds: int | None,
         token_key: str | bytes | None,
+        deployment: str | None = None,
     ) -> Claim:
         api = self._custom()
         labels = {POOL_LABEL: pool}
@@ -179,6 +184,8 @@ class SandboxClaims:
             name = claim_name(pool, "a", assistant_id)
         if ttl_seconds is not None:
             spec["lifecycle"] = {"ttlSecondsAfterFinished": int(ttl_seconds)}
+        if deployment:
+            spec["deploymentRef"] = {"name": deployment}
         if token_key is not None and name is None:
             # The token is derived from the name, so the name is chosen here, not generated.
             name = claim_name(pool, "x", secrets.token_hex(16))
@@ -219,14 +226,24 @@ class SandboxClaims:
         assistant_id: str | None = None,
         ttl_seconds: int | None = None,
         token_key: str | bytes | None = None,
+        deployment: str | None = None,
     ) -> Claim:
         """The claim of this thread (or assistant) on ``pool``; created when there is none.
 
         With ``token_key`` a new claim carries ``spec.executorTokenSHA256`` of the token
         derived from it, and the returned claim carries that token (see ``derive_token``).
+        With ``deployment`` a new claim carries ``spec.deploymentRef`` (Agent Auth in the
+        sandbox's proxy needs it).
         """
         return await asyncio.to_thread(
-            self._ensure, namespace, pool, thread_id, assistant_id, ttl_seconds, token_key
+            self._ensure,
+            namespace,
+            pool,
+            thread_id,
+            assistant_id,
+            ttl_seconds,
+            token_key,
+            deployment,
         )
 
     # -- wait ------------------------------------------------------------------------------
@@ -353,6 +370,7 @@ async def ensure_claim(
     assistant_id: str | None = None,
     ttl_seconds: int | None = None,
     token_key: str | bytes | None = None,
+    deployment: str | None = None,
 ) -> Claim:
     """See ``SandboxClaims.ensure_claim`` (process-wide client)."""
     return await default_claims().ensure_claim(
@@ -362,6 +380,7 @@ async def ensure_claim(
         assistant_id=assistant_id,
         ttl_seconds=ttl_seconds,
         token_key=token_key,
+        deployment=deployment,
     )
 
 

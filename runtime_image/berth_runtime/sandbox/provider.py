@@ -297,6 +297,7 @@ def resolver_for(settings: SandboxSettings) -> Resolver | None:
             settings.ready_timeout_seconds,
             token_key=settings.token_key,
             token_wait=settings.token_wait_seconds,
+            deployment=settings.deployment,
         )
     return None
 

@@ -132,8 +132,10 @@ class ClaimResolver:
         *,
         token_key: str | None = None,
         token_wait: float = DEFAULT_TOKEN_WAIT_SECONDS,
+        deployment: str | None = None,
     ) -> None:
         self.namespace, self.pool, self.ready_timeout = namespace, pool, ready_timeout
+        self._deployment = deployment
         self._claims = claims
         self._port = executor_port
         self._token_key = token_key
@@ -159,7 +161,11 @@ class ClaimResolver:
         scope = {"thread_id": key.value} if key.scope == "thread" else {"assistant_id": key.value}
         for attempt in range(2):
             claim = await api.ensure_claim(
-                self.namespace, self.pool, token_key=self._token_key, **scope
+                self.namespace,
+                self.pool,
+                token_key=self._token_key,
+                deployment=self._deployment,
+                **scope,
             )
             try:
                 bound = await api.wait_ready(claim, self.ready_timeout)

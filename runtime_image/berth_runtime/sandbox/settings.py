@@ -10,7 +10,8 @@ wins over `langgraph.json`): `BERTH_SANDBOX_POOL`, `BERTH_SANDBOX_SCOPE`,
 `BERTH_SANDBOX_NAMESPACE` (default: the Pod's namespace), `BERTH_SANDBOX_TOKEN_KEY` (the key
 executor tokens are derived from; from Secret `<deployment>-sandbox-key`),
 `BERTH_SANDBOX_TOKEN_WAIT_SECONDS` (default 90: how long after binding a 401 is retried
-while kubelet refreshes the Pod's token file; 0 disables). For local runs and tests,
+while kubelet refreshes the Pod's token file; 0 disables), `BERTH_DEPLOYMENT_NAME` (the
+AgentDeployment, named in new claims' `spec.deploymentRef`). For local runs and tests,
 `BERTH_SANDBOX_URL` and `BERTH_SANDBOX_TOKEN` name one executor directly, no Kubernetes.
 Pure parsing; the caller reads files and the environment.
 """
@@ -45,6 +46,8 @@ class SandboxSettings:
     token: str | None = None
     token_key: str | None = field(default=None, repr=False)
     token_wait_seconds: float = DEFAULT_TOKEN_WAIT_SECONDS
+    deployment: str | None = None
+    """The AgentDeployment that claims (``spec.deploymentRef`` of new claims)."""
 
     @property
     def enabled(self) -> bool:
@@ -148,6 +151,8 @@ def with_env(base: SandboxSettings, env: Mapping[str, str]) -> SandboxSettings:
         s = replace(s, token_key=key)
     if (wait := get("BERTH_SANDBOX_TOKEN_WAIT_SECONDS")) is not None:
         s = replace(s, token_wait_seconds=_non_negative(wait, "BERTH_SANDBOX_TOKEN_WAIT_SECONDS"))
+    if (deployment := get("BERTH_DEPLOYMENT_NAME")) is not None:
+        s = replace(s, deployment=deployment)
     url, token = get("BERTH_SANDBOX_URL"), get("BERTH_SANDBOX_TOKEN")
     if url is not None:
         if not url.startswith(("http://", "https://")):

@@ -134,12 +134,15 @@ def sandbox(
     netns: sandbox_net.Netns, runtime: RuntimeProcess, threads: dict[str, str]
 ) -> Iterator[SandboxSetup]:
     def configure(config: dict[str, Any], pdir: Path) -> None:
-        # What the operator would render for a rule that names a provider; the two files
-        # stand in for the claim's downwardAPI files (thread id and proxy token).
+        # What the operator renders for a rule that names a provider (render.sandbox.proxy,
+        # agent_auth.config_block); the three files stand in for the Pod's Secret
+        # <pod>-agent-auth that the operator writes when a thread's claim binds it.
+        url = f"http://{HOST_IP}:{runtime.port}/v2/auth/sandbox/token"
+        _owned(pdir / "token-url", url.encode(), PROXY_UID, 0o600)
         _owned(pdir / "thread-id", threads["alice"].encode(), PROXY_UID, 0o600)
         _owned(pdir / "proxy-token", proxy_token(threads["alice"]).encode(), PROXY_UID, 0o600)
         config["agentAuth"] = {
-            "tokenURL": f"http://{HOST_IP}:{runtime.port}/v2/auth/sandbox/token",
+            "tokenURLFile": str(pdir / "token-url"),
             "threadIdFile": str(pdir / "thread-id"),
             "proxyTokenFile": str(pdir / "proxy-token"),
         }

@@ -86,6 +86,12 @@ def _template(**fields: Any) -> dict[str, Any]:
     return {"image": "python:3.12-slim", **fields}
 
 
+def _oauth_rule(**header: Any) -> dict[str, Any]:
+    h = {"name": "Authorization", "value": "Bearer {secret}", "oauthProvider": "calendar"}
+    h.update(header)
+    return {"name": "calendar", "hosts": ["cal.example.com"], "headers": [h]}
+
+
 POOL_REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"replicas": 6, "maxSize": 5}, "maxSize (warm plus claimed Pods) must be >= replicas"),
     ({"maxSize": None}, "Input should be a valid integer"),
@@ -240,6 +246,25 @@ POOL_REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"updateStrategy": {"type": "Rolling"}}, "'OnReplenish' or 'Recreate'"),
     ({"networkPolicy": {"mode": "Off"}}, "'Managed' or 'Unmanaged'"),
     ({"readinessGracePeriodSeconds": 1}, "greater than or equal to 10"),
+    (
+        {"authProxy": {"rules": [_oauth_rule(secretRef={"name": "s", "key": "k"})]}},
+        "set secretRef (a Secret key) or oauthProvider (the thread user's OAuth token), not both",
+    ),
+    (
+        {"authProxy": {"rules": [_oauth_rule(oauthProvider=None)]}},
+        "headers[] needs secretRef (a Secret key) or oauthProvider",
+    ),
+    (
+        {
+            "authProxy": {"rules": [_oauth_rule()], "mode": "Explicit"},
+            "networkPolicy": {"allowedDeployments": ["agent"]},
+        },
+        "headers with oauthProvider need authProxy.mode Transparent",
+    ),
+    (
+        {"authProxy": {"rules": [_oauth_rule()]}},
+        "headers with oauthProvider need networkPolicy.allowedDeployments",
+    ),
     ({"unknown": 1}, "Extra inputs are not permitted"),
 ]
 
@@ -373,8 +398,9 @@ def test_claim_crd_columns_and_immutable_scope() -> None:
     assert columns["Pod"] == ".status.podName"
     assert columns["Launch"] == ".status.launchType"
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    rule, token_rule = spec["x-kubernetes-validations"]
+    rule, deployment_rule, token_rule = spec["x-kubernetes-validations"]
     assert "oldSelf.poolRef" in rule["rule"] and "oldSelf.threadId" in rule["rule"]
+    assert "self.deploymentRef == oldSelf.deploymentRef" in deployment_rule["rule"]
     assert "self.executorTokenSHA256 == oldSelf.executorTokenSHA256" in token_rule["rule"]
     assert spec["properties"]["executorTokenSHA256"]["pattern"] == "^[0-9a-f]{64}$"
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]

@@ -130,6 +130,9 @@ def test_environment_wins_over_langgraph_json() -> None:
     assert (s.pool, s.scope, s.ttl_seconds, s.namespace) == ("from-env", "assistant", 7.5, "agents")
     assert with_env(base, {}) == base
     assert with_env(base, {"BERTH_SANDBOX_NAMESPACE": "x", "POD_NAMESPACE": "y"}).namespace == "x"
+    # The AgentDeployment's name (the operator sets it) goes into new claims' deploymentRef.
+    assert base.deployment is None
+    assert with_env(base, {"BERTH_DEPLOYMENT_NAME": "agent"}).deployment == "agent"
 
 
 def test_static_endpoint_needs_a_token_and_a_url() -> None:

@@ -4,7 +4,11 @@ Ingress: only the executor port, only from the runtime Pods (server and worker) 
 allowed AgentDeployments (the labels ``render.meta.pod_labels`` puts on them), plus
 any extra peers the user lists. Egress: DNS to kube-dns, and TCP on the allowed ports
 to the internet minus cloud metadata and cluster-internal ranges (unless allowed);
-``allowCIDRs`` are added as their own blocks, so they win over the exclusions.
+``allowCIDRs`` are added as their own blocks, so they win over the exclusions. When a
+proxy rule names an ``oauthProvider``, egress also reaches the server Pods of the allowed
+AgentDeployments on their ``http`` port: the proxy asks them for the thread user's token
+(only the proxy: the egress redirection sends every other UID's TCP to the proxy, which
+refuses cluster addresses).
 The NetworkPolicy is the backstop: the proxy already filters by host, but UDP and
 anything the iptables redirect does not catch stop here.
 """
@@ -35,6 +39,8 @@ DNS_PEER: dict[str, Any] = {
     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
 }
 RUNTIME_COMPONENTS = ["server", "worker"]
+RUNTIME_PORT_NAME = "http"
+"""The runtime container's named port (render.runtime), behind the deployment's Service."""
 
 
 def _excepts(spec: SandboxPoolSpec, family: int) -> list[str]:
@@ -107,6 +113,28 @@ def egress_rules(spec: SandboxPoolSpec) -> list[dict[str, Any]]:
     extra = [canonical_cidr(c) for c in spec.auth_proxy.egress.allow_cidrs or ()]
     if extra:
         rules.append({"to": [{"ipBlock": {"cidr": c}} for c in sorted(set(extra))], "ports": ports})
+    deployments = sorted(set(spec.network_policy.allowed_deployments or ()))
+    if spec.uses_agent_auth and deployments:
+        rules.append(
+            {
+                "to": [
+                    {
+                        "podSelector": {
+                            "matchExpressions": [
+                                {"key": INSTANCE_LABEL, "operator": "In", "values": deployments},
+                                {
+                                    "key": "app.kubernetes.io/component",
+                                    "operator": "In",
+                                    "values": ["server"],
+                                },
+                                {"key": FROM_POOL_LABEL, "operator": "DoesNotExist"},
+                            ]
+                        }
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": RUNTIME_PORT_NAME}],
+            }
+        )
     return rules
 
 

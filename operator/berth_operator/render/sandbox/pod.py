@@ -9,7 +9,8 @@ Layout (SANDBOX_CONTRACT.md):
 - ``sandbox``: the user's image, entrypoint replaced by the executor (the user's command,
   if any, runs as its child); mounts no Secret, only the executor binary, the token hash
   (downwardAPI) and the public CA bundle (a ConfigMap);
-- ``auth-proxy``: the only container that mounts Secrets (the CA key and the rule keys).
+- ``auth-proxy``: the only container that mounts Secrets (the CA key, the rule keys and,
+  when a rule names an ``oauthProvider``, the optional ``<pod>-agent-auth`` of its claim).
 
 A warm Pod is owned by the pool and labelled for it; a cold Pod is rendered already
 bound to its claim. ``berth.dev/template-hash`` says which spec a Pod was made from.
@@ -28,6 +29,7 @@ from berth_operator.api.sandboxpool import (
 )
 from berth_operator.render.images import ImageDefaults
 from berth_operator.render.meta import Subject, digest, owner_reference, propagated, prune_none
+from berth_operator.render.sandbox import agent_auth
 from berth_operator.render.sandbox.ca import BUNDLE_KEY, CERT_KEY, KEY_KEY
 from berth_operator.render.sandbox.names import (
     ASSISTANT_LABEL,
@@ -232,6 +234,8 @@ def proxy_container(spec: SandboxPoolSpec, images: ImageDefaults) -> dict[str, A
             for m in secret_mounts(p)
         ),
     ]
+    if spec.uses_agent_auth:
+        mounts.append(agent_auth.volume_mount())
     return {
         "name": AUTH_PROXY,
         "image": resolved.agent,
@@ -305,7 +309,7 @@ def init_containers(spec: SandboxPoolSpec, images: ImageDefaults) -> list[dict[s
     return out
 
 
-def volumes(pool_name: str, spec: SandboxPoolSpec) -> list[dict[str, Any]]:
+def volumes(pool_name: str, spec: SandboxPoolSpec, pod_name: str | None) -> list[dict[str, Any]]:
     names = PoolNames(pool_name)
     out: list[dict[str, Any]] = [
         {"name": VOL_BIN, "emptyDir": {"sizeLimit": "128Mi"}},
@@ -354,11 +358,20 @@ def volumes(pool_name: str, spec: SandboxPoolSpec) -> list[dict[str, Any]]:
                 },
             }
         )
+    if spec.uses_agent_auth:
+        if pod_name is None:
+            raise ValueError(
+                "a pool whose rules name an oauthProvider needs named Pods (their Agent Auth "
+                "Secret is named after the Pod)"
+            )
+        out.append(agent_auth.volume(pod_name))
     out.extend(v.wire() for v in spec.template.volumes or ())
     return out
 
 
-def pod_spec(pool_name: str, spec: SandboxPoolSpec, images: ImageDefaults) -> dict[str, Any]:
+def pod_spec(
+    pool_name: str, spec: SandboxPoolSpec, images: ImageDefaults, pod_name: str | None = None
+) -> dict[str, Any]:
     t = spec.template
     body: dict[str, Any] = {
         "automountServiceAccountToken": t.automount_service_account_token,
@@ -372,7 +385,7 @@ def pod_spec(pool_name: str, spec: SandboxPoolSpec, images: ImageDefaults) -> di
         },
         "initContainers": init_containers(spec, images),
         "containers": [sandbox_container(spec), proxy_container(spec, images)],
-        "volumes": volumes(pool_name, spec),
+        "volumes": volumes(pool_name, spec, pod_name),
         "nodeSelector": t.node_selector,
         "tolerations": [x.wire() for x in t.tolerations] if t.tolerations else None,
         "affinity": t.affinity,
@@ -430,7 +443,7 @@ def warm_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": meta,
-        "spec": pod_spec(pool.name, spec, images),
+        "spec": pod_spec(pool.name, spec, images, name),
     }
 
 
@@ -483,5 +496,5 @@ def cold_pod(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": meta,
-        "spec": pod_spec(pool.name, spec, images),
+        "spec": pod_spec(pool.name, spec, images, name),
     }

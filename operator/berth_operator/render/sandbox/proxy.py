@@ -2,7 +2,9 @@
 
 The format is the sandbox contract's (auth_proxy/ reads it). Secrets never appear
 in the config: a header names a file under ``/berth/secrets/<secret>/<key>``,
-mounted into the proxy container only.
+mounted into the proxy container only, or an Agent Auth provider (``oauthProvider``),
+whose thread user's token the proxy fetches with the files of the ``agentAuth`` block
+(see ``agent_auth``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from berth_operator.api.sandboxpool import AuthProxySpec, EgressSpec, SandboxPoolSpec
+from berth_operator.api.sandboxpool import (
+    AuthProxySpec,
+    EgressSpec,
+    HeaderInjection,
+    SandboxPoolSpec,
+)
 from berth_operator.render.meta import Subject, digest
+from berth_operator.render.sandbox import agent_auth
 from berth_operator.render.sandbox.names import (
     FROM_POOL_LABEL,
     PROXY_ADMIN_PORT,
@@ -59,7 +67,8 @@ def secret_mounts(proxy: AuthProxySpec) -> list[SecretMount]:
     keys: dict[str, set[str]] = {}
     for rule in proxy.rules or ():
         for h in rule.headers:
-            keys.setdefault(h.secret_ref.name, set()).add(h.secret_ref.key)
+            if h.secret_ref is not None:
+                keys.setdefault(h.secret_ref.name, set()).add(h.secret_ref.key)
     return [
         SecretMount(secret=s, volume=f"berth-secret-{digest(s, 12)}", keys=tuple(sorted(k)))
         for s, k in sorted(keys.items())
@@ -85,6 +94,17 @@ def allowed_ports(egress: EgressSpec) -> list[int]:
     return sorted(set(egress.allow_ports or DEFAULT_PORTS))
 
 
+def _header(h: HeaderInjection, mounts: dict[str, SecretMount]) -> dict[str, Any]:
+    if h.secret_ref is None:
+        assert h.oauth_provider is not None
+        return {"name": h.name, "value": h.value, "oauthProvider": h.oauth_provider}
+    return {
+        "name": h.name,
+        "value": h.value,
+        "secretFile": mounts[h.secret_ref.name].file(h.secret_ref.key),
+    }
+
+
 def proxy_config(proxy: AuthProxySpec) -> dict[str, Any]:
     """The ``config.json`` object (see SANDBOX_CONTRACT.md)."""
     mounts = {m.secret: m for m in secret_mounts(proxy)}
@@ -93,14 +113,7 @@ def proxy_config(proxy: AuthProxySpec) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": rule.name,
             "hosts": list(rule.hosts),
-            "headers": [
-                {
-                    "name": h.name,
-                    "value": h.value,
-                    "secretFile": mounts[h.secret_ref.name].file(h.secret_ref.key),
-                }
-                for h in rule.headers
-            ],
+            "headers": [_header(h, mounts) for h in rule.headers],
         }
         if rule.path_prefix is not None:
             out["pathPrefix"] = rule.path_prefix
@@ -108,7 +121,7 @@ def proxy_config(proxy: AuthProxySpec) -> dict[str, Any]:
             out["placeholder"] = rule.placeholder
         rules.append(out)
     egress = proxy.egress
-    return {
+    config: dict[str, Any] = {
         "listen": f"127.0.0.1:{PROXY_PORT}",
         "adminListen": f"127.0.0.1:{PROXY_ADMIN_PORT}",
         "caCertFile": f"{CA_KEY_DIR}/tls.crt",
@@ -122,6 +135,9 @@ def proxy_config(proxy: AuthProxySpec) -> dict[str, Any]:
         "passthrough": list(proxy.passthrough_hosts or ()),
         "denyCidrs": deny_cidrs(egress),
     }
+    if proxy.oauth_providers():
+        config["agentAuth"] = agent_auth.config_block()
+    return config
 
 
 def proxy_config_json(proxy: AuthProxySpec) -> str:

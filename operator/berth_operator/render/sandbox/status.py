@@ -145,6 +145,7 @@ STALLED_REASONS = frozenset(
         sc.REASON_POOL_INVALID,
         sc.REASON_POOL_EXHAUSTED,
         sc.REASON_INVALID_SPEC,
+        sc.REASON_AGENT_AUTH_UNAVAILABLE,
         *TERMINAL,
     }
 )
