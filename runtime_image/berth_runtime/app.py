@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -67,7 +68,12 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         applied = await migrate(settings.database_uri, settings.db_wait_seconds)
         if applied:
             log.info("applied migrations %s", applied)
-        pool = await open_pool(settings.database_uri, settings.pool_max_size, f"berth-{role}")
+        # The pool's sessions name this process, so a reaper can tell when the last of them
+        # is gone after the process died (queue.sql, reap_lost).
+        tag = uuid.uuid4().hex[:8]
+        pool = await open_pool(
+            settings.database_uri, settings.pool_max_size, f"berth-{role}", f"berth {tag}"
+        )
         checkpointer = PooledPostgresSaver(pool)
         memory = AsyncPostgresStore(pool, **_store_kwargs(config))
         graphs = GraphRegistry.load(config.graphs, config.dependencies, checkpointer, memory)
@@ -83,7 +89,7 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         await assistants.ensure_default_assistants(rt)
         # `api` processes claim nothing and fire no crons, but they too re-queue the runs of
         # dead workers: the more processes look, the sooner a lost run is picked up again.
-        worker = Worker(rt) if role in ("serve", "worker") else Worker(rt, slots=0)
+        worker = Worker(rt, tag) if role in ("serve", "worker") else Worker(rt, tag, slots=0)
         await worker.start(crons=role != "api", housekeeping=role != "api")
         app.state.worker = worker
         if role in ("serve", "worker"):

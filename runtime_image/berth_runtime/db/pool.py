@@ -16,10 +16,12 @@ set_json_dumps(dumps_bytes)
 
 
 async def open_pool(
-    uri: str, max_size: int, name: str
+    uri: str, max_size: int, name: str, application_name: str | None = None
 ) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
     """A dict-row, autocommit pool (LangGraph's saver and store need autocommit connections)."""
     kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    if application_name:
+        kwargs["application_name"] = application_name
     pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
         uri,
         min_size=1,

@@ -15,7 +15,7 @@ Conn = AsyncConnection[DictRow]
 
 
 # Parameters passed as Postgres arrays, not jsonb.
-_ARRAYS = frozenset({"run_ids", "statuses", "scopes"})
+_ARRAYS = frozenset({"run_ids", "statuses", "scopes", "lost_locks"})
 
 
 def adapt(params: dict[str, Any]) -> dict[str, Any]:

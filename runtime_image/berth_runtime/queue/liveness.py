@@ -44,7 +44,7 @@ class LivenessLock:
     """Holds the lock; calls `on_lost` when the session that held it is gone."""
 
     def __init__(
-        self, database_uri: str, on_lost: Callable[[], None], retry_seconds: float = 0.5
+        self, database_uri: str, on_lost: Callable[[int], None], retry_seconds: float = 0.5
     ) -> None:
         self._uri = database_uri
         self._on_lost = on_lost
@@ -115,11 +115,13 @@ class LivenessLock:
                     log.warning("liveness lock %s lost: %r", self.key, e)
                 else:
                     log.warning("liveness lock %s lost: connection closed", self.key)
+                lost = self.key
                 self._held.clear()
                 self._conn, self.key = None, None
                 with contextlib.suppress(Exception):
                     await conn.close()
-                self._on_lost()
+                if lost is not None:
+                    self._on_lost(lost)
             try:
                 await self.acquire()
                 log.info("liveness lock %s taken", self.key)

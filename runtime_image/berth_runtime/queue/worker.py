@@ -50,10 +50,13 @@ class ActiveRun:
 
 
 class Worker:
-    def __init__(self, rt: Runtime, slots: int | None = None) -> None:
+    def __init__(self, rt: Runtime, tag: str | None = None, slots: int | None = None) -> None:
+        """`tag`: the last part of the owner name, also in the application name of the
+        process's pool sessions (`berth <tag>`)."""
         self.rt = rt
         self.slots = max(0, rt.settings.n_jobs_per_worker if slots is None else slots)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{tag or uuid.uuid4().hex[:8]}"
+        self._lost_locks: list[int] = []  # liveness locks whose session ended under us
         self.active: dict[str, ActiveRun] = {}
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -87,8 +90,11 @@ class Worker:
             self._loops.append(asyncio.create_task(scheduler_loop(self.rt), name="berth-crons"))
         log.info("worker %s started with %s slots", self.owner, self.slots)
 
-    def _liveness_lost(self) -> None:
-        """Our liveness session ended: any process may re-queue our runs now, so stop them."""
+    def _liveness_lost(self, key: int) -> None:
+        """Our liveness session ended: another process may re-queue our runs once our pool's
+        sessions are gone too, and our reaper re-queues them as soon as it can reach
+        Postgres. Either way they are no longer ours: stop them."""
+        self._lost_locks.append(key)
         for ar in list(self.active.values()):
             self._interrupt(ar, "lost")
 
@@ -360,7 +366,12 @@ class Worker:
     async def reap_once(self) -> int:
         rt = self.rt
         async with rt.pool.connection() as conn, conn.transaction():
-            rows = await q.fetchall(conn, "reap_lost", max_attempts=rt.settings.bg_job_max_retries)
+            rows = await q.fetchall(
+                conn,
+                "reap_lost",
+                max_attempts=rt.settings.bg_job_max_retries,
+                lost_locks=self._lost_locks,
+            )
             for row in rows:
                 if row["status"] != "pending":
                     error = (row["result"] or {}).get("__error__")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import uuid
 from typing import Any
@@ -79,15 +80,40 @@ async def test_a_run_is_reaped_when_its_owners_liveness_lock_is_free(
             # neither for a run claimed without a lock.
             other = await _insert_pending_run(conn)
             await _claim(conn)
-            assert await q.fetchall(conn, "reap_lost", max_attempts=3) == []
+            assert await q.fetchall(conn, "reap_lost", max_attempts=3, lost_locks=[]) == []
             await elsewhere.execute(q.sql_bytes("take_liveness_lock"), {"key": key})
+            # One of the owner's pool sessions outlives its lock session (a statement it sent
+            # before dying still runs): not yet.
+            straggler = await psycopg.AsyncConnection.connect(
+                database_uri, autocommit=True, application_name=f"berth {OWNER}"
+            )
             await holder.close()  # the owner's session ends, as when its process dies
-            reaped = await q.fetchall(conn, "reap_lost", max_attempts=3)
+            assert await q.fetchall(conn, "reap_lost", max_attempts=3, lost_locks=[]) == []
+            await straggler.close()
+            for _ in range(50):  # the backend exits just after the client closes
+                reaped = await q.fetchall(conn, "reap_lost", max_attempts=3, lost_locks=[])
+                if reaped:
+                    break
+                await asyncio.sleep(0.02)
             assert [(r["run_id"], r["status"]) for r in reaped] == [(run_id, "pending")]
             row = await q.fetchone(conn, "get_run_by_id", run_id=run_id)
             assert row is not None and row["owner"] is None and row["owner_lock"] is None
             await conn.execute("DELETE FROM run WHERE run_id = ANY(%s)", ([run_id, other],))
     await elsewhere.close()
+
+
+async def test_a_worker_re_queues_the_runs_of_a_liveness_lock_it_lost(database_uri: str) -> None:
+    """Its process lives (its sessions are there), so only its own reaper may say so."""
+    await migrate(database_uri)
+    async with await psycopg.AsyncConnection.connect(
+        database_uri, autocommit=True, row_factory=dict_row, application_name=f"berth {OWNER}"
+    ) as conn:
+        await conn.execute("DELETE FROM run")
+        run_id = await _insert_pending_run(conn)
+        await _claim(conn, owner_lock=42)  # nobody holds lock 42
+        assert await q.fetchall(conn, "reap_lost", max_attempts=3, lost_locks=[]) == []
+        reaped = await q.fetchall(conn, "reap_lost", max_attempts=3, lost_locks=[42])
+        assert [(r["run_id"], r["status"]) for r in reaped] == [(run_id, "pending")]
 
 
 async def test_only_a_first_claim_is_marked_never_claimed(database_uri: str) -> None:
@@ -112,7 +138,7 @@ async def test_only_a_first_claim_is_marked_never_claimed(database_uri: str) -> 
             "WHERE run_id = %s",
             (run_id,),
         )
-        reaped = await q.fetchall(conn, "reap_lost", max_attempts=3)
+        reaped = await q.fetchall(conn, "reap_lost", max_attempts=3, lost_locks=[])
         assert [r["status"] for r in reaped] == ["pending"]
         third = await _claim(conn)
         assert third["attempt"] == 2 and third["never_claimed"] is False

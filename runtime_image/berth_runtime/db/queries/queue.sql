@@ -86,7 +86,12 @@ RETURNING run_id, thread_id;
 -- interrupted if a cancel had been requested. Gone means either
 -- - dead: the worker's liveness lock (`owner_lock`, a session-level advisory lock it holds on
 --   a connection of its own, migration 0006) is held by no session of this database any more,
---   because Postgres ended that session when the process or its connection died; or
+--   because Postgres ended that session when the process or its connection died, and no
+--   session of that process is left either (its pool connections carry the application name
+--   `berth <last part of owner>`): a statement it sent just before dying, such as a checkpoint
+--   write, has then been carried out or rolled back before another attempt can start; or
+-- - given up: the worker lost its liveness session but lives on; it stopped those runs and
+--   names their old lock in `lost_locks` (its own reaper only); or
 -- - silent: its lease lapsed (a worker hung but still connected, a lost network path the
 --   server has not noticed yet, or a worker that holds no liveness lock).
 -- pg_locks shows a bigint advisory key as classid (high half), objid (low half), objsubid 1.
@@ -114,13 +119,18 @@ WHERE run.run_id IN (
     SELECT r.run_id FROM run r
     WHERE r.status = 'running'
       AND (r.lease_expires_at < clock_timestamp()
-           OR (r.owner_lock IS NOT NULL AND NOT EXISTS (
-               SELECT 1 FROM pg_locks l
-               WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-                 AND l.database = (SELECT oid FROM pg_database
-                                   WHERE datname = current_database())
-                 AND l.classid::bigint = (r.owner_lock >> 32) & 4294967295
-                 AND l.objid::bigint = r.owner_lock & 4294967295)))
+           OR r.owner_lock = ANY(%(lost_locks)s::bigint[])
+           OR (r.owner_lock IS NOT NULL
+               AND NOT EXISTS (
+                   SELECT 1 FROM pg_locks l
+                   WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                     AND l.database = (SELECT oid FROM pg_database
+                                       WHERE datname = current_database())
+                     AND l.classid::bigint = (r.owner_lock >> 32) & 4294967295
+                     AND l.objid::bigint = r.owner_lock & 4294967295)
+               AND NOT EXISTS (
+                   SELECT 1 FROM pg_stat_activity a
+                   WHERE a.application_name = 'berth ' || substring(r.owner FROM '[^:]*$'))))
     FOR UPDATE OF r SKIP LOCKED)
   AND run.status = 'running'
 RETURNING run.run_id, run.thread_id, run.status, run.attempt, run.result;
