@@ -6,7 +6,7 @@ import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,14 +126,35 @@ def failure_report(
     name = ad["metadata"]["name"]
     component = st.failing_component(ad)
     pods = cluster.pods(name, namespace, component) if component else cluster.pods(name, namespace)
-    bad = [p for p in pods if not _pod_ready(p)] or pods
-    if bad:
-        pod = bad[0]["metadata"]["name"]
+    failing = failing_pod(pods, reason)
+    if failing is not None:
+        pod = failing
         log = cluster.log(pod, namespace, tail=20)
         console.print(f"last lines of Pod {pod}:")
         console.print(log.rstrip() or "(empty log)", markup=False, highlight=False)
         out.update(pod=pod, log=log)
     return out
+
+
+def failing_pod(pods: Sequence[Mapping[str, Any]], reason: str) -> str | None:
+    """The Pod to show the log of: one the kubelet reports the condition's reason for
+    (ImagePullBackOff, CrashLoopBackOff, ...), else the first not Ready, else any."""
+    bad = [p for p in pods if not _pod_ready(p)] or list(pods)
+    bad.sort(key=lambda p: reason not in _waiting_reasons(p))
+    return str(bad[0]["metadata"]["name"]) if bad else None
+
+
+def _waiting_reasons(pod: Mapping[str, Any]) -> set[str]:
+    status = pod.get("status") or {}
+    containers = [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]
+    return {
+        str(c["state"]["waiting"].get("reason"))
+        for c in containers
+        if (c.get("state") or {}).get("waiting")
+    }
 
 
 def _pod_ready(pod: Mapping[str, Any]) -> bool:

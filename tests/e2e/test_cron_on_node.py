@@ -63,9 +63,16 @@ def test_agentcron_fires_a_run_in_the_runtime_pod(e2e: E2E, example: str) -> Non
         messages = state["values"]["messages"]
         assert any(m.get("name") == "calculator" for m in messages), messages
         assert "395" in messages[-1]["content"], messages[-1]
-        status = json.loads(
-            e2e.kubectl("-n", example, "get", "agentcron", "every-minute", "-o", "json")
-        )["status"]
+        # The runtime writes the AgentCron's status on its sync loop (every 10 s).
+        deadline = time.monotonic() + 60
+        while True:
+            status = json.loads(
+                e2e.kubectl("-n", example, "get", "agentcron", "every-minute", "-o", "json")
+            )["status"]
+            if status.get("lastScheduleTime") or time.monotonic() > deadline:
+                break
+            time.sleep(2)
         assert status.get("lastScheduleTime"), status
+        assert status.get("lastRunId") in {r["run_id"] for r in runs}, status
     finally:
         e2e.kubectl("-n", example, "delete", "agentcron", "every-minute", "--wait=true")

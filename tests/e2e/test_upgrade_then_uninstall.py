@@ -110,7 +110,8 @@ def test_delete_and_uninstall_keep_the_volume_and_the_crds(e2e: E2E, example: st
     claims = json.loads(e2e.kubectl("-n", example, "get", "pvc", "-o", "json"))["items"]
     assert claims, "the bundled Postgres has a PersistentVolumeClaim"
     e2e.kubectl("-n", example, "delete", "agentdeployment", "example", "--timeout=180s")
-    assert not pods(e2e.cp, example, EXAMPLE)
+    # Its Pods go with it (the garbage collector follows the owner references).
+    node.wait_for(lambda: not pods(e2e.cp, example, EXAMPLE), 180, "the example's Pods to go")
     for claim in claims:
         name = claim["metadata"]["name"]
         kept = json.loads(e2e.kubectl("-n", example, "get", "pvc", name, "-o", "json"))

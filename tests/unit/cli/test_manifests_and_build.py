@@ -229,3 +229,28 @@ def test_the_example_agent_project() -> None:
     p = load_project(AGENT)
     assert p.kind == "langgraph" and "agent" in p.graphs
     assert p.name == "agent"
+
+
+def _pod(name: str, ready: bool, waiting: str | None = None) -> dict[str, Any]:
+    state = {"waiting": {"reason": waiting}} if waiting else {"running": {}}
+    return {
+        "metadata": {"name": name},
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "containerStatuses": [{"name": "c", "state": state}],
+        },
+    }
+
+
+def test_the_failing_pod_is_the_one_the_kubelet_gives_the_reason_for() -> None:
+    from berth_cli.deploy import failing_pod
+
+    pods = [
+        _pod("x-postgres-0", ready=False),  # still pending: not the cause
+        _pod("x-redis-0", ready=True),
+        _pod("x-server-1", ready=False, waiting="ImagePullBackOff"),
+    ]
+    assert failing_pod(pods, "ImagePullBackOff") == "x-server-1"
+    assert failing_pod(pods, "Timeout") == "x-postgres-0"
+    assert failing_pod([_pod("x-redis-0", ready=True)], "Timeout") == "x-redis-0"
+    assert failing_pod([], "Timeout") is None
