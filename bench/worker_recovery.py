@@ -3,7 +3,8 @@
 With the shipped defaults (no timing variable set), on a throwaway Postgres and Redis:
 
 - *start*: `berth-runtime worker` from exec to its first `/ok` 200 (migrations already
-  applied), `--starts` times; and the same for `berth-runtime api`;
+  applied), `--starts` times, as wall time and as the process's CPU time until then (steadier
+  on a shared machine); and the same for `berth-runtime api`;
 - *pickup*: an `api` process and two workers; runs of the `steps` graph
   (tests/integration/graphs) on several threads; the worker running most of them is
   SIGKILLed in the middle of a step, and each of its runs is timed from the kill until its
@@ -85,13 +86,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def startup_times(role: str, env: dict[str, str], logdir: Path, n: int) -> list[float]:
-    out = []
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (steadier than wall time on a busy box)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def startup_times(
+    role: str, env: dict[str, str], logdir: Path, n: int
+) -> tuple[list[float], list[float]]:
+    wall, cpu = [], []
     for _ in range(n):
         proc, url = start(role, env, logdir)
-        out.append(wait_ok(proc, url))
+        wall.append(wait_ok(proc, url))
+        cpu.append(cpu_seconds(proc.pid))
         stop(proc)
-    return out
+    return wall, cpu
 
 
 def kill_busiest(db: str, ids: list[str]) -> tuple[int, list[float]]:
@@ -206,8 +216,9 @@ def main() -> None:
             first, url = start("api", env, logdir)  # migrations
             wait_ok(first, url)
             stop(first)
-            print(f"{name}: worker start  {fmt(startup_times('worker', env, logdir, a.starts))}")
-            print(f"{name}: api start     {fmt(startup_times('api', env, logdir, a.starts))}")
+            for role in ("worker", "api"):
+                wall, cpu = startup_times(role, env, logdir, a.starts)
+                print(f"{name}: {role} start to /ok: wall {fmt(wall)}; CPU {fmt(cpu)}", flush=True)
             picked = asyncio.run(pickup_times(env, logdir, db, a.kills))
             print(f"{name}: pickup after SIGKILL {fmt(picked)}", flush=True)
 
