@@ -124,8 +124,11 @@ def failure_report(
     if ad is None:
         return out
     name = ad["metadata"]["name"]
-    component = st.failing_component(ad)
-    pods = cluster.pods(name, namespace, component) if component else cluster.pods(name, namespace)
+    pods = cluster.pods(name, namespace)
+    if not any(reason in _waiting_reasons(p) for p in pods):
+        # No container waits with the reason: the Pods of the component that is behind.
+        component = st.failing_component(ad)
+        pods = cluster.pods(name, namespace, component) if component else pods
     failing = failing_pod(pods, reason)
     if failing is not None:
         pod = failing
