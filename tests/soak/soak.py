@@ -95,6 +95,10 @@ class Faults:
     # Seconds from a worker's SIGKILL until each of its runs was taken from it (re-queued),
     # and until it was running again on another worker (that also waits for a free slot).
     requeues: list[float] = field(default_factory=list)
+    # ...split by whether another runtime process answered /ok right after the kill (with
+    # frequent kills, all of them may be starting).
+    requeues_live: list[float] = field(default_factory=list)
+    requeues_nobody_up: list[float] = field(default_factory=list)
     pickups: list[float] = field(default_factory=list)
     create_retries: int = 0
     join_retries: int = 0
@@ -143,6 +147,16 @@ class Proc:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    async def answers(self) -> bool:
+        """Up right now (its reaper runs)?"""
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        try:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"{self.url}/ok", timeout=0.5)).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def ready(self, within: float = 60) -> None:
         deadline = time.monotonic() + within
@@ -281,12 +295,20 @@ class Soak:
         killed_at = time.monotonic()
         self.faults.worker_kills += 1
         victim.start()
+        # Is any other process up to re-queue its runs? (All of them may be starting.)
+        others = [p for p in [self.api, *self.workers] if p is not victim]
+        up = await asyncio.gather(*(p.answers() for p in others))
+        reaped_by_live = any(up)
         # How long until each of its runs runs again elsewhere (or is settled).
         pending = dict(owned)
         unowned = set(pending)  # not yet taken from the dead worker
         mine: list[float] = []
+        explained = False
         while pending and time.monotonic() - killed_at < 60:
             await asyncio.sleep(0.05)
+            if unowned and reaped_by_live and not explained and time.monotonic() - killed_at > 2:
+                explained = True
+                await self.explain_stuck(sorted(unowned))
             with contextlib.suppress(psycopg.Error, OSError):
                 async with await psycopg.AsyncConnection.connect(
                     self.db, autocommit=True, connect_timeout=2
@@ -298,13 +320,45 @@ class Soak:
                     for rid, status, attempt in await cur.fetchall():
                         if rid in unowned and (status != "running" or attempt > pending[rid]):
                             unowned.discard(rid)
-                            self.faults.requeues.append(time.monotonic() - killed_at)
+                            took = time.monotonic() - killed_at
+                            self.faults.requeues.append(took)
+                            if reaped_by_live:
+                                self.faults.requeues_live.append(took)
+                            else:
+                                self.faults.requeues_nobody_up.append(took)
                         settled = status not in ("pending", "running")
                         if settled or (attempt > pending[rid] and status == "running"):
                             mine.append(time.monotonic() - killed_at)
                             del pending[rid]
         self.faults.pickups.extend(mine)
-        say(f"SIGKILL worker {pid}: {len(owned)} runs, again after {[round(m, 2) for m in mine]} s")
+        say(
+            f"SIGKILL worker {pid}: {len(owned)} runs, again after {[round(m, 2) for m in mine]} s"
+            + ("" if reaped_by_live else " (no other runtime process was up)")
+        )
+
+    async def explain_stuck(self, run_ids: list[str]) -> None:
+        """A dead worker's runs not re-queued after 2 s: say what still holds them."""
+        with contextlib.suppress(psycopg.Error, OSError):
+            async with await psycopg.AsyncConnection.connect(
+                self.db, autocommit=True, connect_timeout=2
+            ) as conn:
+                cur = await conn.execute(
+                    "SELECT r.run_id::text, r.status, r.owner, r.owner_lock,"
+                    " r.lease_expires_at - clock_timestamp() AS lease_left,"
+                    " (SELECT count(*) FROM pg_locks l WHERE l.locktype = 'advisory'"
+                    "   AND l.classid::bigint = (r.owner_lock >> 32) & 4294967295"
+                    "   AND l.objid::bigint = r.owner_lock & 4294967295) AS locks,"
+                    " (SELECT json_agg(json_build_object('pid', a.pid, 'state', a.state,"
+                    "   'wait', a.wait_event_type || ':' || a.wait_event,"
+                    "   'query', left(a.query, 160), 'since', clock_timestamp() - a.state_change))"
+                    "  FROM pg_stat_activity a"
+                    "  WHERE a.application_name = 'berth ' || substring(r.owner FROM '[^:]*$'))"
+                    "   AS sessions"
+                    " FROM run r WHERE r.run_id = ANY(%s::uuid[])",
+                    (run_ids,),
+                )
+                for row in (await cur.fetchall())[:2]:
+                    say(f"not re-queued after 2 s: {row}")
 
     # clients --------------------------------------------------------------------------------
 
@@ -469,7 +523,11 @@ class Soak:
 
         pick = (
             dist("re-queued after worker kill", f.requeues)
-            + "; "
+            + " ("
+            + dist("another process up", f.requeues_live)
+            + ", "
+            + dist("none up", f.requeues_nobody_up)
+            + "); "
             + dist("running again", f.pickups)
         )
         return (

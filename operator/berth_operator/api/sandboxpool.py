@@ -466,6 +466,13 @@ class SecretKeySelector(BerthModel):
     key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY)
 
 
+class ConfigMapKeySelector(BerthModel):
+    """One key of a ConfigMap in the pool's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY)
+
+
 class HeaderInjection(BerthModel):
     """A header the proxy sets on matching requests; ``{secret}`` is the Secret key's value,
     or, with ``oauthProvider``, the OAuth access token of the user of the thread the sandbox
@@ -688,6 +695,13 @@ class AuthProxySpec(BerthModel):
         max_length=64,
         description="Host globs tunnelled without TLS interception (still allow-listed by SNI).",
         json_schema_extra=_field_rules(_HOSTS_RULE),
+    )
+    upstream_ca: ConfigMapKeySelector | None = Field(
+        default=None,
+        alias="upstreamCA",
+        description="PEM certificates (a ConfigMap key in the pool's namespace) the proxy "
+        "trusts, besides the system roots, when it verifies upstream servers: for private APIs "
+        "with their own CA. Mounted into the proxy container only.",
     )
 
     @model_validator(mode="after")

@@ -360,3 +360,21 @@ def test_template_hash_follows_what_shapes_the_pod() -> None:
     assert base != sp.template_hash(pool_spec(template={"image": "python:3.13"}), IMAGES)
     assert base != sp.template_hash(pool_spec(authProxy={"mode": "Explicit"}), IMAGES)
     assert base != sp.template_hash(pool_spec(authProxy={"rules": [OPENAI_RULE]}), IMAGES)
+
+
+def test_upstream_ca_reaches_the_proxy_only() -> None:
+    """A private API's CA (a ConfigMap key) is mounted into the proxy alone and named as
+    its upstreamCAFile; without the field nothing of it is rendered."""
+    spec = pool_spec(authProxy={"upstreamCA": {"name": "api-ca", "key": "root.pem"}})
+    pod = warm(spec)
+    kubernetes_validate.validate(pod, "1.30", strict=True)
+    vol = next(v for v in pod["spec"]["volumes"] if v["name"] == sp.VOL_UPSTREAM_CA)
+    assert vol["configMap"] == {"name": "api-ca", "items": [{"key": "root.pem", "path": "ca.crt"}]}
+    c = containers(pod)
+    assert {"name": sp.VOL_UPSTREAM_CA, "mountPath": "/berth/upstream-ca", "readOnly": True} in (
+        c["auth-proxy"]["volumeMounts"]
+    )
+    for name in ("sandbox",):
+        assert all(m["name"] != sp.VOL_UPSTREAM_CA for m in c[name]["volumeMounts"])
+    plain = warm()
+    assert all(v["name"] != sp.VOL_UPSTREAM_CA for v in plain["spec"]["volumes"])

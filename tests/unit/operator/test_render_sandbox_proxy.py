@@ -124,3 +124,9 @@ def test_config_map_is_owned_and_valid() -> None:
     assert cm["metadata"]["name"] == "py-auth-proxy"
     assert cm["metadata"]["ownerReferences"][0]["kind"] == "SandboxPool"
     assert json.loads(cm["data"]["config.json"])["rules"][0]["name"] == "openai"
+
+
+def test_upstream_ca_file_only_when_set() -> None:
+    assert "upstreamCAFile" not in px.proxy_config(pool_spec().auth_proxy)
+    spec = pool_spec(authProxy={"upstreamCA": {"name": "api-ca", "key": "ca.pem"}})
+    assert px.proxy_config(spec.auth_proxy)["upstreamCAFile"] == "/berth/upstream-ca/ca.crt"

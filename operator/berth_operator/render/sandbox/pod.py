@@ -54,6 +54,8 @@ from berth_operator.render.sandbox.proxy import (
     CA_KEY_DIR,
     CONFIG_DIR,
     CONFIG_KEY,
+    UPSTREAM_CA_DIR,
+    UPSTREAM_CA_FILE,
     secret_mounts,
 )
 
@@ -80,6 +82,7 @@ VOL_META = "berth-meta"
 VOL_CA_BUNDLE = "berth-ca-bundle"
 VOL_PROXY_CONFIG = "berth-proxy-config"
 VOL_CA_KEY = "berth-ca-key"
+VOL_UPSTREAM_CA = "berth-upstream-ca"
 
 SIDECAR_RESOURCES: dict[str, Any] = {
     "requests": {"cpu": "10m", "memory": "32Mi"},
@@ -234,6 +237,8 @@ def proxy_container(spec: SandboxPoolSpec, images: ImageDefaults) -> dict[str, A
             for m in secret_mounts(p)
         ),
     ]
+    if p.upstream_ca is not None:
+        mounts.append({"name": VOL_UPSTREAM_CA, "mountPath": UPSTREAM_CA_DIR, "readOnly": True})
     if spec.uses_agent_auth:
         mounts.append(agent_auth.volume_mount())
     return {
@@ -355,6 +360,17 @@ def volumes(pool_name: str, spec: SandboxPoolSpec, pod_name: str | None) -> list
                 "secret": {
                     "secretName": m.secret,
                     "items": [{"key": k, "path": k} for k in m.keys],
+                },
+            }
+        )
+    upstream_ca = spec.auth_proxy.upstream_ca
+    if upstream_ca is not None:
+        out.append(
+            {
+                "name": VOL_UPSTREAM_CA,
+                "configMap": {
+                    "name": upstream_ca.name,
+                    "items": [{"key": upstream_ca.key, "path": UPSTREAM_CA_FILE}],
                 },
             }
         )

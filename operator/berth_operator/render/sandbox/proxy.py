@@ -34,6 +34,8 @@ CONFIG_KEY = "config.json"
 CONFIG_DIR = "/berth/proxy"
 CA_KEY_DIR = "/berth/ca-key"
 SECRETS_DIR = "/berth/secrets"
+UPSTREAM_CA_DIR = "/berth/upstream-ca"
+UPSTREAM_CA_FILE = "ca.crt"
 DEFAULT_PORTS = (443, 80)
 
 METADATA_CIDRS = ("169.254.169.254/32", "fd00:ec2::254/128")
@@ -135,6 +137,8 @@ def proxy_config(proxy: AuthProxySpec) -> dict[str, Any]:
         "passthrough": list(proxy.passthrough_hosts or ()),
         "denyCidrs": deny_cidrs(egress),
     }
+    if proxy.upstream_ca is not None:
+        config["upstreamCAFile"] = f"{UPSTREAM_CA_DIR}/{UPSTREAM_CA_FILE}"
     if proxy.oauth_providers():
         config["agentAuth"] = agent_auth.config_block()
     return config
