@@ -154,7 +154,7 @@ class Proc:
             return False
         try:
             async with httpx.AsyncClient() as http:
-                return (await http.get(f"{self.url}/ok", timeout=0.5)).status_code == 200
+                return (await http.get(f"{self.url}/ok", timeout=2)).status_code == 200
         except httpx.HTTPError:
             return False
 
