@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from langgraph.store.base import InvalidNamespaceError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +33,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return json_response({"detail": detail, "errors": to_jsonable(errors)}, 422)
 
     app.add_middleware(CatchAll)
+
+
+ORJSON_VALUE_ERRORS = frozenset({"Integer exceeds 64-bit range", "str is not valid UTF-8"})
+
+
+def client_value_error(exc: BaseException) -> str | None:
+    """A message for a value the client sent that the storage cannot hold (found by fuzzing:
+    a NUL byte or an out-of-range number for Postgres, an integer beyond 64 bits for JSON,
+    an empty namespace label), or None for a real bug."""
+    if isinstance(exc, psycopg.DataError):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"invalid value: {first}"
+    # orjson.JSONEncodeError is TypeError itself: match its messages, not every TypeError.
+    if isinstance(exc, TypeError) and str(exc) in ORJSON_VALUE_ERRORS:
+        return f"invalid value: {exc}"
+    if isinstance(exc, InvalidNamespaceError):
+        return f"invalid namespace: {exc}"
+    return None
 
 
 class CatchAll:
@@ -58,14 +78,20 @@ class CatchAll:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            status, detail = 500, f"Internal server error: {type(exc).__name__}"
+            bad_value = client_value_error(exc)
+            if bad_value is not None:
+                status, detail = 422, bad_value
+                log.info("refused %s %s: %s", scope.get("method"), scope.get("path"), detail)
+            else:
+                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 return
-            body = dumps_bytes({"detail": f"Internal server error: {type(exc).__name__}"})
+            body = dumps_bytes({"detail": detail})
             await send(
                 {
                     "type": "http.response.start",
-                    "status": 500,
+                    "status": status,
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()),

@@ -35,6 +35,14 @@ GARBAGE: list[Any] = [
     {"prefix": "a"},
     {"before": 12},
     {"thread_ids": ["x"]},
+    # Found by schemathesis: values Postgres or JSON cannot hold, an empty namespace label.
+    {"metadata": {"n": 2**70}},
+    {"metadata": {"t": "a\u0000b"}},
+    {"assistant_id": "agent", "metadata": {"t": "a\u0000b"}},
+    {"graph_id": "a\u0000b"},
+    {"prefix": [""], "suffix": [""]},
+    {"namespace_prefix": ["a", ""]},
+    {"namespace": ["a", ""], "key": "k", "value": {}},
 ]
 
 
