@@ -32,7 +32,7 @@ def port_forward(cp: ControlPlane, namespace: str, target: str, port: int) -> It
     proc = subprocess.Popen(
         [kubectl_binary(), "-n", namespace, "port-forward", target, f"{local}:{port}"],
         env=cp.env(),
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,  # a line per connection: an unread pipe would fill
         stderr=subprocess.PIPE,
     )
     try:

@@ -10,19 +10,17 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langgraph_sdk import get_client
 
+from tests.e2e.access import port_forward
 from tests.e2e.conftest import E2E, ROOT
 from tests.support import node
-from tests.support.controlplane import kubectl_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -51,32 +49,8 @@ def deploy(e2e: E2E, folder: Path, name: str, namespace: str) -> dict[str, Any]:
     return result
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def forward(e2e: E2E, namespace: str, service: str) -> Iterator[str]:
-    local = free_port()
-    proc = subprocess.Popen(
-        [kubectl_binary(), "-n", namespace, "port-forward", f"service/{service}", f"{local}:8000"],
-        env=e2e.cp.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), 1):
-                break
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{local}"
-    finally:
-        proc.terminate()
-        proc.wait()
+def forward(e2e: E2E, namespace: str, service: str) -> contextlib.AbstractContextManager[str]:
+    return port_forward(e2e.cp, namespace, f"service/{service}", 8000)
 
 
 async def ask(url: str, assistant: str, text: str, thread_id: str | None = None) -> Any:
