@@ -14,7 +14,10 @@ command -v iptables >/dev/null 2>&1 || pkgs+=(iptables)
 command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
 # A Python an unprivileged user can run (the netns test's sandbox process runs as nobody).
 [ -x /usr/bin/python3 ] || pkgs+=(python3)
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [ "${#pkgs[@]}" -eq 0 ]; then
+  # pgvector for semantic store search tests (built from Debian's source where not packaged).
+  bash "$here/ensure-pgvector.sh"
   exit 0
 fi
 echo ">> installing Debian packages: ${pkgs[*]}"
@@ -30,3 +33,4 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 echo ">> installed ${pkgs[*]}"
+bash "$here/ensure-pgvector.sh"
