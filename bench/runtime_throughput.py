@@ -16,18 +16,28 @@ Both phases also report the server's CPU time per run (user+system, from /proc, 
 server's process trees: berth-runtime + Postgres + Redis for Berth), and the server's CPU
 use at rest is measured for a few seconds before any load.
 
-Berth runs on real Postgres and Redis started from local binaries; the peer is the
-official in-memory dev server (`langgraph dev` from langgraph-cli[inmem], installed in
-.venv-bench by hack/ensure-bench-venv.sh), which keeps everything in process memory.
-Both get 10 concurrent jobs per worker. Everything binds to 127.0.0.1.
+Berth runs on real Postgres and Redis started from local binaries. The peers (`--peers`):
+  langgraph-dev  the official in-memory dev server (`langgraph dev` from
+                 langgraph-cli[inmem], installed in .venv-bench by hack/ensure-bench-venv.sh),
+                 which keeps everything in process memory;
+  aegra-redis    Aegra (PyPI aegra-api, an open Agent Server on Postgres, in .venv-aegra made
+                 by hack/ensure-aegra-venv.sh) on its own Postgres, with its Redis broker and
+                 Redis job queue (REDIS_BROKER_ENABLED=true);
+  aegra-single   the same Aegra in its single-instance mode (in-process queues, no Redis).
+All get 10 concurrent jobs per worker. Everything binds to 127.0.0.1.
 
-    .venv/bin/python bench/runtime_throughput.py [--clients 10] [--runs 200]
+Postgres (Berth's and Aegra's) is durable by default: fsync, synchronous_commit and
+full_page_writes on, as Postgres ships. `--unsafe-fast-db` turns them off (the old mode) and
+labels every line the bench prints with `[UNSAFE fsync=off]`.
+
+    .venv/bin/python bench/runtime_throughput.py [--clients 10] [--runs 200] [--unsafe-fast-db]
 """
 
 import argparse
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import platform
 import shutil
@@ -38,12 +48,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the repo, on sys.path
     sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 from langgraph_sdk import get_client  # noqa: E402
 
 from examples.demo_runtime import serve_berth_runtime, stop_process, wait_until_ok  # noqa: E402
@@ -58,6 +69,9 @@ from tests.support.servers import (  # noqa: E402
 GRAPH_CONFIG = ROOT / "bench" / "graphs" / "langgraph.json"
 ASSISTANT = "echo"
 BENCH_VENV = ROOT / ".venv-bench"
+AEGRA_VENV = ROOT / ".venv-aegra"
+PEERS = ("langgraph-dev", "aegra-redis", "aegra-single")
+UNSAFE_LABEL = "[UNSAFE fsync=off] "
 JOBS_PER_WORKER = 10
 WARMUP_RUNS = 10
 IDLE_SECONDS = 3.0
@@ -138,24 +152,41 @@ def row_value(result: ServerResult, label: str, phase: str, metric: str) -> floa
     return data.p(metric, 99 if "p99" in label else 50) * 1000
 
 
-def report(berth: ServerResult, peer: ServerResult | None) -> str:
-    """A table of every metric, with Berth / peer ratios (above 1 means Berth is higher)."""
+def report(berth: ServerResult, peers: Sequence[ServerResult]) -> str:
+    """A table of every metric, each peer followed by the Berth / peer ratio (above 1 means
+    Berth is higher), then one line per phase with the runs/s ratio against each peer."""
     header = f"{'metric':<30}{'berth':>12}"
-    if peer is not None:
-        header += f"{peer.name:>16}{'berth/peer':>12}"
-    lines = [header, "-" * len(header)]  # ratios: berth / peer
+    for peer in peers:
+        header += f"{peer.name:>15}{'b/peer':>8}"
+    lines = [header, "-" * len(header)]
     for label, phase, metric in ROWS:
         ours = row_value(berth, label, phase, metric)
         line = f"{label:<30}{ours:>12.1f}"
-        if peer is not None:
+        for peer in peers:
             theirs = row_value(peer, label, phase, metric)
             ratio = f"{ours / theirs:.2f}" if theirs else "n/a"
-            line += f"{theirs:>16.1f}{ratio:>12}"
+            line += f"{theirs:>15.1f}{ratio:>8}"
         lines.append(line)
-    for result in (berth, peer):
-        if result is not None:
-            lines.append(f"{result.name} server CPU ms/run by process: {cpu_breakdown(result)}")
+    for result in (berth, *peers):
+        lines.append(f"{result.name} server CPU ms/run by process: {cpu_breakdown(result)}")
+    if peers:
+        lines.append("")
+        lines.extend(ratio_lines(berth, peers))
     return "\n".join(lines)
+
+
+def ratio_lines(berth: ServerResult, peers: Sequence[ServerResult]) -> list[str]:
+    """`runs/s stream: berth/langgraph-dev 1.80x  berth/aegra-redis 4.10x ...`, per phase."""
+    lines = []
+    for label in ("stream: runs/s", "wait: runs/s"):
+        phase = label.split(":")[0]
+        ours = row_value(berth, label, phase, "")
+        parts = []
+        for peer in peers:
+            theirs = row_value(peer, label, phase, "")
+            parts.append(f"berth/{peer.name} " + (f"{ours / theirs:.2f}x" if theirs else "n/a"))
+        lines.append(f"runs/s {phase + ':':<8}" + "  ".join(parts))
+    return lines
 
 
 def cpu_breakdown(result: ServerResult) -> str:
@@ -308,11 +339,12 @@ async def measure(name: str, target: Target, n_clients: int, runs: int) -> Serve
 
 
 @contextlib.contextmanager
-def berth_server(split: bool = False) -> Iterator[Target]:
+def berth_server(split: bool = False, durable: bool = True) -> Iterator[Target]:
     """Berth on local Postgres and Redis: one `serve` process (API and workers), or with
-    `split` an `api` process and a `worker` process, as the operator deploys it."""
-    print(">> starting Postgres and Redis (local binaries) for Berth", flush=True)
-    with postgres_server() as postgres, redis_server() as redis:
+    `split` an `api` process and a `worker` process, as the operator deploys it. Postgres is
+    durable (as shipped) unless `durable` is False."""
+    print(f">> starting Postgres ({db_mode(durable)}) and Redis for Berth", flush=True)
+    with postgres_server(durable=durable) as postgres, redis_server() as redis:
         database_uri = create_database(postgres.uri, "berth_bench")
         stores = {"postgres": postgres.proc.pid, "redis": redis.proc.pid}
         # The peer runs with `--server-log-level WARNING`: no access log line per request on
@@ -332,9 +364,139 @@ def berth_server(split: bool = False) -> Iterator[Target]:
             yield Target(api.url, processes)
 
 
+def db_mode(durable: bool) -> str:
+    return (
+        "durable: fsync, synchronous_commit, full_page_writes on"
+        if durable
+        else "UNSAFE: fsync, synchronous_commit, full_page_writes off"
+    )
+
+
+class LinePrefixer:
+    """A text stream that writes `prefix` before every line it passes on to `stream`."""
+
+    def __init__(self, stream: TextIO, prefix: str) -> None:
+        self.stream = stream
+        self.prefix = prefix
+        self.at_line_start = True
+
+    def write(self, text: str) -> int:
+        out = []
+        for piece in text.splitlines(keepends=True):
+            if self.at_line_start:
+                out.append(self.prefix)
+            out.append(piece)
+            self.at_line_start = piece.endswith("\n")
+        self.stream.write("".join(out))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def label_unsafe_output() -> None:
+    """From now on every line this process prints says the database was not durable."""
+    sys.stdout = LinePrefixer(sys.stdout, UNSAFE_LABEL)  # type: ignore[assignment]
+    sys.stderr = LinePrefixer(sys.stderr, UNSAFE_LABEL)  # type: ignore[assignment]
+
+
+def run_script(script: str) -> None:
+    """Run a hack/ script, its output passed through this process's (labelled) stdout."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "hack" / script)], capture_output=True, text=True, check=False
+    )
+    for line in (done.stdout + done.stderr).splitlines():
+        print(f"   {script}: {line}", flush=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"hack/{script} failed with exit code {done.returncode}")
+
+
 def ensure_bench_venv() -> Path:
-    subprocess.run(["bash", str(ROOT / "hack" / "ensure-bench-venv.sh")], check=True)
+    run_script("ensure-bench-venv.sh")
     return BENCH_VENV / "bin" / "langgraph"
+
+
+def wait_until_healthy(url: str, proc: "subprocess.Popen[bytes]", timeout: float) -> None:
+    """Wait until GET /health answers 200 (Aegra's readiness route)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited early with code {proc.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url}/health did not answer 200 within {timeout}s")
+
+
+@contextlib.contextmanager
+def aegra_server(use_redis: bool, durable: bool = True) -> Iterator[Target]:
+    """Aegra (`aegra serve`, from .venv-aegra) serving bench/graphs on a Postgres of its own
+    and, with `use_redis`, a Redis of its own as its broker and job queue (its multi-instance
+    mode); without, its single-instance mode (in-process queues). One worker loop with 10
+    jobs, like the other servers; logging at WARNING."""
+    run_script("ensure-aegra-venv.sh")
+    mode = "redis broker + job queue" if use_redis else "single instance, no Redis"
+    print(f">> starting Postgres ({db_mode(durable)}) for Aegra ({mode})", flush=True)
+    with contextlib.ExitStack() as stack:
+        postgres = stack.enter_context(postgres_server(durable=durable))
+        processes = {"postgres": postgres.proc.pid}
+        env = {
+            **os.environ,
+            "DATABASE_URL": create_database(postgres.uri, "aegra_bench"),
+            "REDIS_BROKER_ENABLED": "true" if use_redis else "false",
+            "WORKER_COUNT": "1",
+            "N_JOBS_PER_WORKER": str(JOBS_PER_WORKER),
+            "LOG_LEVEL": "WARNING",
+            "AUTH_TYPE": "noop",
+            "CRON_ENABLED": "false",
+        }
+        if use_redis:
+            redis = stack.enter_context(redis_server())
+            env["REDIS_URL"] = redis.uri
+            processes["redis"] = redis.proc.pid
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="berth-aegra-")))
+        graphs = workdir / "graphs"
+        shutil.copytree(GRAPH_CONFIG.parent, graphs, ignore=shutil.ignore_patterns("__pycache__"))
+        # aegra.json: the same graph table as langgraph.json.
+        config = json.loads(GRAPH_CONFIG.read_text())
+        (graphs / "aegra.json").write_text(json.dumps({"graphs": config["graphs"]}))
+        port = free_port()
+        log = workdir / "aegra.log"
+        command = [
+            str(AEGRA_VENV / "bin" / "aegra"), "serve", "--host", "127.0.0.1",
+            "--port", str(port), "--config", "aegra.json",
+        ]  # fmt: skip
+        print(f">> starting aegra serve ({mode})", flush=True)
+        with open(log, "wb") as log_file:
+            proc = subprocess.Popen(
+                command, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=graphs
+            )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_port(port, 120, proc)
+            wait_until_healthy(url, proc, timeout=120)
+            yield Target(url, {"aegra": proc.pid, **processes})
+        except BaseException:
+            stop_process(proc)
+            tail = log.read_text(errors="replace")[-3000:]
+            print(f"!! aegra log ({log}):\n{tail}", file=sys.stderr)
+            raise
+        stop_process(proc)
+
+
+ServerFactory = Callable[[], contextlib.AbstractContextManager[Target]]
+
+
+def peer_server(name: str, durable: bool) -> ServerFactory:
+    if name == "langgraph-dev":
+        return langgraph_dev_server
+    if name in ("aegra-redis", "aegra-single"):
+        return functools.partial(aegra_server, name == "aegra-redis", durable)
+    raise ValueError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
 
 
 @contextlib.contextmanager
@@ -434,6 +596,10 @@ async def measure_interleaved(
     ]
 
 
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def machine() -> str:
     return (
         f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
@@ -455,7 +621,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=10, help="concurrent SDK clients (10)")
     parser.add_argument("--runs", type=int, default=200, help="runs per phase and server (200)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per server (300)")
-    parser.add_argument("--no-peer", action="store_true", help="skip langgraph dev (no ratio)")
+    parser.add_argument("--no-peer", action="store_true", help="no peer (no ratio)")
+    parser.add_argument(
+        "--peers",
+        default=",".join(PEERS),
+        help=f"comma-separated peers to compare against ({','.join(PEERS)})",
+    )
+    parser.add_argument(
+        "--unsafe-fast-db",
+        action="store_true",
+        help="Postgres with fsync, synchronous_commit and full_page_writes off (not durable); "
+        "every printed line is labelled " + UNSAFE_LABEL.strip(),
+    )
     parser.add_argument(
         "--rounds",
         type=int,
@@ -481,33 +658,45 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--clients must be 1..100 and --runs 1..5000")
     if not 0 <= args.rounds <= 50 or args.rounds > args.runs:
         parser.error("--rounds must be 0..50 and at most --runs")
+    peer_names = [] if args.no_peer else [p.strip() for p in args.peers.split(",") if p.strip()]
+    unknown = sorted(set(peer_names) - set(PEERS))
+    if unknown:
+        parser.error(f"unknown peers {unknown}; known: {', '.join(PEERS)}")
+    durable = not args.unsafe_fast_db
+    if not durable:
+        label_unsafe_output()
 
     print(f">> runtime throughput: {args.clients} clients, {args.runs} runs per phase")
     print(f"   machine: {machine()}")
+    print(f"   postgres: {db_mode(durable)}; load average at start: {load_average()}")
     berth_name = "berth (api + worker)" if args.split else "berth"
-    berth_target = functools.partial(berth_server, args.split)
-    peer: ServerResult | None = None
-    if args.rounds and not args.no_peer:
-        with berth_target() as ours, langgraph_dev_server() as theirs:
-            servers = [(berth_name, ours), ("langgraph-dev", theirs)]
-            berth, peer = asyncio.run(
+    berth_target = functools.partial(berth_server, args.split, durable)
+    peer_targets = [(name, peer_server(name, durable)) for name in peer_names]
+    peers: list[ServerResult] = []
+    if args.rounds and peer_targets:
+        with contextlib.ExitStack() as stack:
+            servers = [(berth_name, stack.enter_context(berth_target()))]
+            servers += [(name, stack.enter_context(server())) for name, server in peer_targets]
+            berth, *peers = asyncio.run(
                 asyncio.wait_for(
                     measure_interleaved(servers, args.clients, args.runs, args.rounds),
-                    args.timeout * 2,
+                    args.timeout * len(servers),
                 )
             )
     else:
         berth = asyncio.run(bench_server(berth_name, berth_target, args))
-        if not args.no_peer:
-            peer = asyncio.run(bench_server("langgraph-dev", langgraph_dev_server, args))
+        for name, server in peer_targets:
+            peers.append(asyncio.run(bench_server(name, server, args)))
     print()
-    print(report(berth, peer))
+    print(report(berth, peers))
+    print(f"load average at end: {load_average()}")
     print()
     print(
         "first event = request sent -> first SSE event (metadata); first values = -> first "
         "`values` event (graph started); complete = -> stream end or /wait response. "
         "server CPU = user+system CPU time of the server's processes during the phase "
-        "(Berth: berth-runtime + Postgres + Redis; peer: the langgraph dev process) / runs; "
+        "(Berth: berth-runtime + Postgres + Redis; langgraph dev: its process; Aegra: its "
+        "process + its Postgres (+ Redis)) / runs; "
         f"idle = the same over {IDLE_SECONDS:.0f} s with no load, per second. "
         "berth/peer above 1 means Berth is higher (better for runs/s, worse otherwise)."
     )

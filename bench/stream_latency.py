@@ -14,6 +14,8 @@ Two phases per server:
           stream (tokens / time from the first to the last token received) and latency under
           that backlog.
 
+Berth's Postgres is durable (as shipped) unless `--unsafe-fast-db`, which labels every line.
+
     .venv/bin/python bench/stream_latency.py [--tokens 200] [--interval-ms 5] [--serve]
 """
 
@@ -35,9 +37,13 @@ for p in (ROOT, ROOT / "bench"):
 
 from langgraph_sdk import get_client  # noqa: E402
 from runtime_throughput import (  # noqa: E402
+    UNSAFE_LABEL,
     Target,
     berth_server,
+    db_mode,
+    label_unsafe_output,
     langgraph_dev_server,
+    load_average,
     machine,
     percentile,
 )
@@ -169,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst-streams", type=int, default=3, help="burst streams (3)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per server (300)")
     parser.add_argument("--no-peer", action="store_true", help="skip langgraph dev (no ratio)")
+    parser.add_argument(
+        "--unsafe-fast-db",
+        action="store_true",
+        help="Berth's Postgres with fsync, synchronous_commit and full_page_writes off (not "
+        "durable); every printed line is labelled " + UNSAFE_LABEL.strip(),
+    )
     layout = parser.add_mutually_exclusive_group()
     layout.add_argument(
         "--split", action="store_true", default=True, help="Berth as api + worker (default)"
@@ -182,10 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.interval_ms <= 1000:
         parser.error("--interval-ms must be 0..1000")
 
+    durable = not args.unsafe_fast_db
+    if not durable:
+        label_unsafe_output()
+
     print(f">> stream latency: messages-tuple, {args.tokens} tokens every {args.interval_ms} ms")
     print(f"   machine: {machine()}")
+    print(f"   postgres: {db_mode(durable)}; load average at start: {load_average()}")
     berth_name = "berth (api + worker)" if args.split else "berth"
-    berth = asyncio.run(bench_server(berth_name, functools.partial(berth_server, args.split), args))
+    berth_target = functools.partial(berth_server, args.split, durable)
+    berth = asyncio.run(bench_server(berth_name, berth_target, args))
     peer = (
         None
         if args.no_peer
@@ -193,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(report(berth, peer))
+    print(f"load average at end: {load_average()}")
     print()
     print(
         "token->client = client receive time - the time the model produced the chunk (same "

@@ -1,6 +1,7 @@
 """A killed worker: how soon its runs run again, and how soon a new worker is ready.
 
-With the shipped defaults (no timing variable set), on a throwaway Postgres and Redis:
+With the shipped defaults (no timing variable set), on a throwaway Postgres (durable as
+shipped; `--unsafe-fast-db` turns fsync off and labels every printed line) and Redis:
 
 - *start*: `berth-runtime worker` from exec to its first `/ok` 200 (migrations already
   applied), `--starts` times, as wall time and as the process's CPU time until then (steadier
@@ -42,6 +43,7 @@ from langgraph_sdk import get_client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.runtime_throughput import UNSAFE_LABEL, db_mode, label_unsafe_output  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     create_database,
     free_port,
@@ -199,10 +201,24 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=5)
     ap.add_argument("--kills", type=int, default=3)
     ap.add_argument("--baseline", default=None, help="a git ref to measure side by side")
+    ap.add_argument(
+        "--unsafe-fast-db",
+        action="store_true",
+        help="Postgres with fsync, synchronous_commit and full_page_writes off (not durable); "
+        "every printed line is labelled " + UNSAFE_LABEL.strip(),
+    )
     a = ap.parse_args()
+    durable = not a.unsafe_fast_db
+    if not durable:
+        label_unsafe_output()
+    print(f"postgres: {db_mode(durable)}", flush=True)
     timing = ("BERTH_LEASE_SECONDS", "BERTH_HEARTBEAT_SECONDS", "BERTH_REAPER_INTERVAL_SECONDS")
     base_env = {k: v for k, v in os.environ.items() if k not in timing and k != "PYTHONPATH"}
-    with postgres_server() as pg, redis_server() as redis, tempfile.TemporaryDirectory() as tmp:
+    with (
+        postgres_server(durable=durable) as pg,
+        redis_server() as redis,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         variants: list[tuple[str, dict[str, str]]] = [("current", {})]
         if a.baseline:
             src = export(a.baseline, Path(tmp) / "baseline")

@@ -72,9 +72,19 @@ class Server:
             self.proc.wait()
 
 
+# Settings that trade durability for speed: a crash (of the machine, not of Postgres) may lose
+# or corrupt committed data. Tests want speed; benchmarks pass `durable=True` unless told not to.
+UNSAFE_FAST_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+# Postgres as it ships: every commit flushed to the WAL on disk before it is acknowledged.
+DURABLE_SETTINGS = ("fsync=on", "synchronous_commit=on", "full_page_writes=on")
+
+
 @contextlib.contextmanager
-def postgres_server() -> Iterator[Server]:
-    """Run a throwaway Postgres cluster; yields a superuser URI to database `postgres`."""
+def postgres_server(durable: bool = False) -> Iterator[Server]:
+    """Run a throwaway Postgres cluster; yields a superuser URI to database `postgres`.
+
+    By default fsync, synchronous_commit and full_page_writes are off (fast, for tests);
+    `durable=True` keeps Postgres' shipped durability (all three on)."""
     workdir = Path(tempfile.mkdtemp(prefix="berth-pg-"))
     data = workdir / "data"
     user = "berth"
@@ -100,7 +110,7 @@ def postgres_server() -> Iterator[Server]:
             "--auth=trust",
             "-E",
             "UTF8",
-            "--no-sync",
+            *([] if durable else ["--no-sync"]),
         ],
         check=True,
         capture_output=True,
@@ -119,12 +129,11 @@ def postgres_server() -> Iterator[Server]:
             "127.0.0.1",
             "-k",
             str(workdir),
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
+            *(
+                arg
+                for setting in (DURABLE_SETTINGS if durable else UNSAFE_FAST_SETTINGS)
+                for arg in ("-c", setting)
+            ),
             "-c",
             "max_connections=300",
         ],
