@@ -4,10 +4,14 @@ Starts Berth as the benchmark does (api + worker on throwaway Postgres and Redis
 bench/graphs/echo.py graph), turns on Postgres' `log_statement = all`, runs `--clients` clients
 x `--runs` runs per phase (streaming, then `wait`), and prints per run: the statements by
 their first comment line (every named query starts with one; LangGraph's checkpoint read has
-none) and the Redis commands from `INFO commandstats`. Not a benchmark (no peer, no timing):
-the per-run counts behind docs/benchmarks.md.
+none) and the Redis commands from `INFO commandstats`, then from Postgres' cumulative
+statistics the transactions committed (`pg_stat_database.xact_commit`, read-only ones
+included), the WAL flushes to disk (`pg_stat_wal.wal_sync`: what a durable commit waits for;
+0 with fsync off) and the WAL bytes per run. Postgres is durable as shipped unless
+`--unsafe-fast-db`. Not a benchmark (no peer, no timing): the per-run counts behind
+docs/benchmarks.md.
 
-    .venv/bin/python hack/count_round_trips.py [--clients 10] [--runs 20]
+    .venv/bin/python hack/count_round_trips.py [--clients 10] [--runs 20] [--unsafe-fast-db]
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import psycopg  # noqa: E402
 import redis  # noqa: E402
 from langgraph_sdk import get_client  # noqa: E402
 
-from bench.runtime_throughput import berth_server  # noqa: E402
+from bench.runtime_throughput import berth_server, db_mode, label_unsafe_output  # noqa: E402
 
 LOGGED = re.compile(rb"(?:statement|execute [^:]*): (.*)")
 
@@ -48,6 +52,27 @@ def statement_label(text: bytes) -> str:
 def redis_calls(uri: str) -> dict[str, int]:
     info: dict[str, Any] = redis.Redis.from_url(uri).info("commandstats")
     return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in info.items()}
+
+
+# Backends report their statistics when idle, at most every second, and an idle backend
+# waits up to 10 s to do so: wait that long before reading them.
+STATS_SETTLE_SECONDS = 11.0
+
+
+def postgres_counters(database_uri: str) -> dict[str, float]:
+    with psycopg.connect(database_uri, autocommit=True) as conn:
+        commits = conn.execute(
+            "SELECT sum(xact_commit) FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+        wal = conn.execute("SELECT wal_sync, wal_write FROM pg_stat_wal").fetchone()
+        lsn = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+    assert commits is not None and wal is not None and lsn is not None
+    return {
+        "commits": float(commits[0]),
+        "WAL flushes (wal_sync)": float(wal[0]),
+        "WAL writes (wal_write)": float(wal[1]),
+        "WAL bytes": float(lsn[0]),
+    }
 
 
 def logged_statements(log_path: str, offset: int) -> collections.Counter[str]:
@@ -72,16 +97,20 @@ async def run_back_to_back(client: Any, thread_id: str, phase: str, runs: int) -
             await client.runs.wait(thread_id, "echo", input={"text": "x"})
 
 
-async def count(url: str, log_path: str, redis_uri: str, clients: int, runs: int) -> None:
+async def count(
+    url: str, log_path: str, redis_uri: str, database_uri: str, clients: int, runs: int
+) -> None:
     client = get_client(url=url)
     threads = [(await client.threads.create())["thread_id"] for _ in range(clients)]
     for thread_id in threads:  # warm-up: assistants cached, statements prepared
         await client.runs.wait(thread_id, "echo", input={"text": "warm"})
     for phase in ("stream", "wait"):
-        await asyncio.sleep(1)
+        await asyncio.sleep(STATS_SETTLE_SECONDS)
         offset, before = Path(log_path).stat().st_size, redis_calls(redis_uri)  # noqa: ASYNC240
+        pg_before = postgres_counters(database_uri)
         await asyncio.gather(*(run_back_to_back(client, t, phase, runs) for t in threads))
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(STATS_SETTLE_SECONDS)
+        pg_after = postgres_counters(database_uri)
         total = clients * runs
         statements = logged_statements(log_path, offset)
         after = redis_calls(redis_uri)
@@ -90,6 +119,9 @@ async def count(url: str, log_path: str, redis_uri: str, clients: int, runs: int
         print(f"{phase}: {sum(statements.values()) / total:.2f} Postgres statements per run")
         for label, n in statements.most_common():
             print(f"  {n / total:6.2f}  {label}")
+        print(f"{phase}: Postgres per run (includes the 6 queries reading these counters)")
+        for name, value in pg_after.items():
+            print(f"  {(value - pg_before[name]) / total:8.2f}  {name}")
         print(f"{phase}: {sum(commands.values()):.2f} Redis commands per run")
         for name, n in sorted(commands.items()):
             print(f"  {n:6.2f}  {name}")
@@ -99,17 +131,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--runs", type=int, default=20, help="runs per client and phase")
+    parser.add_argument("--unsafe-fast-db", action="store_true", help="fsync etc. off")
     args = parser.parse_args()
     for name, value in (("--clients", args.clients), ("--runs", args.runs)):
         if not 1 <= value <= 1000:
             parser.error(f"{name} must be between 1 and 1000, got {value}")
-    with berth_server(True) as target:
+    durable = not args.unsafe_fast_db
+    if not durable:
+        label_unsafe_output()
+    print(f"postgres: {db_mode(durable)}", flush=True)
+    with berth_server(True, durable) as target:
         env = process_env(target.processes["berth api"])
         with psycopg.connect(env["DATABASE_URI"], autocommit=True) as conn:
             conn.execute("ALTER SYSTEM SET log_statement = 'all'")
             conn.execute("SELECT pg_reload_conf()")
         log_path = os.readlink(f"/proc/{target.processes['postgres']}/fd/2")
-        asyncio.run(count(target.url, log_path, env["REDIS_URI"], args.clients, args.runs))
+        asyncio.run(
+            count(
+                target.url, log_path, env["REDIS_URI"], env["DATABASE_URI"], args.clients, args.runs
+            )
+        )
     return 0
 
 
