@@ -72,6 +72,8 @@ class Intended:
     observed: list[str] | None = None
     # What it streamed was not on the way to the final values.
     stream_mismatch: bool = False
+    # What `join` answered when it was not the run's final values (an error, or too early).
+    join_answer: str | None = None
 
 
 @dataclass
@@ -143,6 +145,9 @@ def check(
         good = mine == expected_trail(it.key) and (it.stateful or trail == mine)
         if (it.observed is not None and it.observed != trail) or it.stream_mismatch:
             good = False
+        if it.join_answer is not None:  # a run that succeeded, but its join said otherwise
+            good = False
+            rep.details.append(f"join of {it.key} run {it.run_id} answered {it.join_answer}")
         if set(ran.get(it.key, {})) != set(STEPS):
             good = False
         if not good:
@@ -153,6 +158,8 @@ def check(
     for tid, expected in thread_expected.items():
         values = thread_values.get(tid)
         trail = (values or {}).get("trail")
+        if trail is None and not expected:
+            continue  # created, but no run of it was acknowledged: no state yet is right
         if trail != expected:
             rep.threads_wrong += 1
             rep.details.append(f"thread {tid}: {trail} != {expected}")

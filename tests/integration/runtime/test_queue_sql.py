@@ -299,3 +299,56 @@ async def test_finish_is_fenced_and_says_whether_the_thread_has_more_work(
         )
         assert row is not None and row["thread_status"] == "idle"
         assert (await _thread(conn, tid))["status"] == "idle"
+
+
+async def _checkpoint(conn: q.Conn, run_id: uuid.UUID) -> None:
+    """One more checkpoint of the run, as an attempt's step would write."""
+    await conn.execute(
+        "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, checkpoint, metadata)"
+        " SELECT thread_id::text, '', %s, '{}'::jsonb, jsonb_build_object('run_id', %s::text)"
+        " FROM run WHERE run_id = %s",
+        (str(uuid.uuid4()), str(run_id), run_id),
+    )
+
+
+async def test_only_attempts_that_die_at_the_same_checkpoint_use_up_the_budget(
+    database_uri: str,
+) -> None:
+    """A run killed again and again while it checkpoints lives on; stuck at one checkpoint,
+    it fails after max_attempts attempts there."""
+    await migrate(database_uri)
+    async with await psycopg.AsyncConnection.connect(
+        database_uri, autocommit=True, row_factory=dict_row
+    ) as conn:
+        await conn.execute("DELETE FROM run")
+        run_id = await _insert_pending_run(conn)
+
+        async def die(progress: bool) -> str:
+            claimed = await _claim(conn, owner_lock=4242)  # nobody holds it: the owner is dead
+            assert claimed["run_id"] == run_id
+            if progress:
+                await _checkpoint(conn, run_id)
+            reaped = await q.fetchall(conn, "reap_lost", max_attempts=3, lost_locks=[])
+            assert [r["run_id"] for r in reaped] == [run_id]
+            return str(reaped[0]["status"])
+
+        # Six kills, each after a new checkpoint: never out of attempts.
+        assert [await die(progress=True) for _ in range(6)] == ["pending"] * 6
+        # Then stuck: the attempt that made the last checkpoint counts as the first death at
+        # it, so two more deaths there end the run.
+        assert await die(progress=False) == "pending"
+        assert await die(progress=False) == "error"
+        row = await q.fetchone(conn, "get_run_by_id", run_id=run_id)
+        assert row is not None and row["attempt"] == 8
+        assert row["result"]["__error__"]["error"] == "RunAttemptsExceeded"
+        assert "exceeded max attempts (3)" in row["result"]["__error__"]["message"]
+
+        # Without any checkpoint the budget is the plain one: three attempts.
+        other = await _insert_pending_run(conn)
+        await conn.execute("DELETE FROM run WHERE run_id = %s", (run_id,))
+        statuses = []
+        for _ in range(3):
+            assert (await _claim(conn, owner_lock=4242))["run_id"] == other
+            reaped = await q.fetchall(conn, "reap_lost", max_attempts=3, lost_locks=[])
+            statuses.append(reaped[0]["status"])
+        assert statuses == ["pending", "pending", "error"]

@@ -94,29 +94,46 @@ RETURNING run_id, thread_id;
 --   names their old lock in `lost_locks` (its own reaper only); or
 -- - silent: its lease lapsed (a worker hung but still connected, a lost network path the
 --   server has not noticed yet, or a worker that holds no liveness lock).
+-- Only the attempts that died at the same checkpoint count against `max_attempts` (migration
+-- 0007): `done` is how many checkpoints the run has now; more than at the last re-queue is
+-- progress, and the count starts again with the attempt that made it.
 -- pg_locks shows a bigint advisory key as classid (high half), objid (low half), objsubid 1.
 UPDATE run
 SET status = CASE
         WHEN run.cancel_action IS NOT NULL THEN 'interrupted'
-        WHEN run.attempt >= %(max_attempts)s THEN 'error'
+        WHEN lost.done <= run.progress_checkpoints
+             AND run.attempt - run.attempts_counted_from >= %(max_attempts)s THEN 'error'
         ELSE 'pending' END,
     result = CASE
-        WHEN run.cancel_action IS NULL AND run.attempt >= %(max_attempts)s THEN
-            jsonb_build_object('__error__', jsonb_build_object(
+        WHEN run.cancel_action IS NULL AND lost.done <= run.progress_checkpoints
+             AND run.attempt - run.attempts_counted_from >= %(max_attempts)s THEN
+        jsonb_build_object('__error__', jsonb_build_object(
                 'error', 'RunAttemptsExceeded',
                 'message', 'Run ' || run.run_id::text || ' exceeded max attempts ('
-                    || run.attempt::text || '): its worker died or stopped heartbeating'
-                    || ' each time. Check for OOM kills, pod restarts or a crashing graph.'))
+                    || (run.attempt - run.attempts_counted_from)::text
+                    || '): its worker died or stopped heartbeating each time without getting'
+                    || ' past the same checkpoint. Check for OOM kills, pod restarts or a'
+                    || ' crashing graph.'))
         ELSE run.result END,
     ended_at = CASE
-        WHEN run.cancel_action IS NOT NULL OR run.attempt >= %(max_attempts)s
+        WHEN run.cancel_action IS NOT NULL
+             OR (lost.done <= run.progress_checkpoints
+                 AND run.attempt - run.attempts_counted_from >= %(max_attempts)s)
         THEN clock_timestamp() ELSE NULL END,
+    attempts_counted_from = CASE
+        WHEN lost.done > run.progress_checkpoints THEN run.attempt - 1
+        ELSE run.attempts_counted_from END,
+    progress_checkpoints = GREATEST(lost.done, run.progress_checkpoints),
     owner = NULL,
     owner_lock = NULL,
     lease_expires_at = NULL,
     updated_at = clock_timestamp()
-WHERE run.run_id IN (
-    SELECT r.run_id FROM run r
+FROM (
+    SELECT r.run_id,
+           (SELECT count(*) FROM checkpoints c
+            WHERE c.thread_id = r.thread_id::text
+              AND c.metadata ->> 'run_id' = r.run_id::text)::integer AS done
+    FROM run r
     WHERE r.status = 'running'
       AND (r.lease_expires_at < clock_timestamp()
            OR r.owner_lock = ANY(%(lost_locks)s::bigint[])
@@ -131,7 +148,8 @@ WHERE run.run_id IN (
                AND NOT EXISTS (
                    SELECT 1 FROM pg_stat_activity a
                    WHERE a.application_name = 'berth ' || substring(r.owner FROM '[^:]*$'))))
-    FOR UPDATE OF r SKIP LOCKED)
+    FOR UPDATE OF r SKIP LOCKED) AS lost
+WHERE run.run_id = lost.run_id
   AND run.status = 'running'
 RETURNING run.run_id, run.thread_id, run.status, run.attempt, run.result;
 
