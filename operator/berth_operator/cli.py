@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--liveness", metavar="URL", help="serve liveness, e.g. http://0.0.0.0:8080/healthz"
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics (default: off)",
+    )
     run.add_argument("--peering", default="berth", help="peering object name (default: berth)")
     run.add_argument(
         "--priority",
@@ -71,6 +78,7 @@ def options_from(args: argparse.Namespace) -> Options:
         namespaces=tuple(args.namespaces or ()),
         all_namespaces=bool(args.all_namespaces),
         liveness=args.liveness,
+        metrics_port=args.metrics_port,
         peering_name=args.peering,
         priority=priority,
         standalone=bool(args.standalone),
@@ -98,6 +106,10 @@ def run(options: Options, *, verbose: bool = False, quiet: bool = False) -> None
     logging.getLogger("berth").setLevel(logging.WARNING if quiet else logging.INFO)
     if not verbose:  # per-object "Handler ... succeeded" lines: one per child event
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if options.metrics_port is not None:
+        from berth_operator import metrics
+
+        metrics.serve(options.metrics_port)
     registry = kopf.OperatorRegistry()
     Operator(options).register(registry)
     Sandboxes(options).register(registry)

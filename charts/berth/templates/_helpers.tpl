@@ -46,6 +46,14 @@ Hub's). An empty tag is the chart's appVersion; a sha256: tag is a digest.
 {{- end -}}
 {{- end -}}
 
+{{/* Non-empty when the operator serves metrics (metrics.operator or a ServiceMonitor). */}}
+{{- define "berth.operatorMetrics" -}}
+{{- $m := .Values.metrics | default dict -}}
+{{- if or ($m.operator | default dict).enabled ($m.serviceMonitor | default dict).enabled -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "berth.selectorLabels" -}}
 app.kubernetes.io/name: berth-operator
 app.kubernetes.io/instance: {{ .Release.Name }}

@@ -140,7 +140,8 @@ class AutoscalingSpec(BerthModel):
             "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
         ),
         cel(
-            "has(self.targetCPUUtilizationPercentage) || has(self.queueDepth)",
+            "(has(self.scaler) && self.scaler == 'External')"
+            " || has(self.targetCPUUtilizationPercentage) || has(self.queueDepth)",
             "autoscaling needs targetCPUUtilizationPercentage or queueDepth",
         ),
     )
@@ -148,6 +149,14 @@ class AutoscalingSpec(BerthModel):
     enabled: bool = True
     target: Literal["Server", "Workers"] = Field(
         default="Server", description="Which Deployment the HPA scales."
+    )
+    scaler: Literal["HPA", "External"] = Field(
+        default="HPA",
+        description=(
+            "HPA: the operator renders a HorizontalPodAutoscaler. External: another "
+            "autoscaler (a KEDA ScaledObject, see the chart's keda.scaledObjects) scales the "
+            "target Deployment; the operator renders no HPA and leaves its replicas alone."
+        ),
     )
     min_replicas: int = Field(default=1, ge=1, le=1000)
     max_replicas: int = Field(ge=1, le=1000)
@@ -160,7 +169,11 @@ class AutoscalingSpec(BerthModel):
     def _consistent(self) -> AutoscalingSpec:
         if self.min_replicas > self.max_replicas:
             raise ValueError("autoscaling.minReplicas must be <= autoscaling.maxReplicas")
-        if self.target_cpu_utilization_percentage is None and self.queue_depth is None:
+        if (
+            self.scaler == "HPA"
+            and self.target_cpu_utilization_percentage is None
+            and self.queue_depth is None
+        ):
             raise ValueError("autoscaling needs targetCPUUtilizationPercentage or queueDepth")
         return self
 

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import kopf
 
+from berth_operator import metrics
 from berth_operator.api.agentdeployment import KIND, PLURAL
 from berth_operator.api.common import GROUP, VERSION
 from berth_operator.handlers import agentcron
@@ -92,8 +93,10 @@ class Operator:
                 ),
             )
         except Exception as e:
+            metrics.reconciled("AgentDeployment", ok=False)
             log.warning("reconcile of %s/%s failed: %s", namespace, name, e)
             raise
+        metrics.reconciled("AgentDeployment", ok=True)
         if outcome is None:
             return
         if outcome.wrote:

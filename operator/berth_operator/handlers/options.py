@@ -15,6 +15,8 @@ class Options:
     namespaces: tuple[str, ...] = ()
     all_namespaces: bool = False
     liveness: str | None = None
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this port (``--metrics-port``); None: not served."""
     peering_name: str = "berth"
     priority: int = 0
     standalone: bool = False

@@ -39,6 +39,7 @@ from typing import Any, cast
 import kopf
 from pydantic import ValidationError
 
+from berth_operator import metrics
 from berth_operator.api.common import GROUP, VERSION
 from berth_operator.api.sandboxpool import KIND, PLURAL, SandboxPoolSpec, parse_spec
 from berth_operator.handlers.sandboxstate import Key, SandboxState
@@ -117,6 +118,7 @@ class PoolKeeper:
         if type == "DELETED":
             self.state.pools.pop(key, None)
             self.memory.pop(key, None)
+            metrics.pool_gone(namespace, name)
         else:
             self.state.pools[key] = dict(body)
         meta = body.get("metadata") or {}
@@ -147,8 +149,11 @@ class PoolKeeper:
                 if requeue is not None:
                     delay = min(delay, requeue)
             except Exception as e:
+                metrics.reconciled("SandboxPool", ok=False)
                 log.warning("sandbox pool %s/%s: pass failed: %s", namespace, name, e)
                 delay = 2.0
+            else:
+                metrics.reconciled("SandboxPool", ok=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waker.wait(), timeout=delay)
             await asyncio.sleep(DEBOUNCE_SECONDS)  # let a burst of Pod events land first
@@ -399,6 +404,14 @@ class PoolKeeper:
         new = pool_status(
             subject, spec, plan, thash, live, format_time(now), problem=problem, invalid=invalid
         )
+        if spec is not None:
+            metrics.pool_observed(
+                key[0],
+                key[1],
+                warm=int(new.get("readyReplicas") or 0),
+                claimed=int(new.get("claimed") or 0),
+                max_size=spec.max_size,
+            )
         patch = status_patch(new, live)
         if patch is None:
             return

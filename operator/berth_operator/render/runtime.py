@@ -306,8 +306,8 @@ def horizontal_pod_autoscaler(
     subject: Subject, spec: AgentDeploymentSpec, names: ChildNames
 ) -> dict[str, Any] | None:
     a = spec.autoscaling
-    if a is None or not a.enabled:
-        return None
+    if a is None or not a.enabled or a.scaler == "External":
+        return None  # External: a KEDA ScaledObject (or another autoscaler) owns the replicas
     target = names.worker if a.target == "Workers" else names.server
     component = "worker" if a.target == "Workers" else "server"
     metrics: list[dict[str, Any]] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime as dt
 import logging
 import os
 import socket
@@ -28,6 +29,7 @@ from berth_runtime.context import Runtime
 from berth_runtime.crons.scheduler import scheduler_loop
 from berth_runtime.db import q
 from berth_runtime.executor.run import Outcome, execute_run, thread_snapshot
+from berth_runtime.metrics import WorkerStats
 from berth_runtime.queue import settle
 from berth_runtime.queue.liveness import LivenessLock
 from berth_runtime.serde import dumps_bytes
@@ -62,6 +64,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self.finished: collections.Counter[str] = collections.Counter()
+        self.stats = WorkerStats()
         self.liveness: LivenessLock | None = None
         if self.slots > 0 and rt.settings.liveness_lock:
             self.liveness = LivenessLock(
@@ -163,6 +166,9 @@ class Worker:
 
     def _start_run(self, run: dict[str, Any]) -> None:
         ar = ActiveRun(run)
+        waited = _seconds_since(run.get("available_at"))
+        if waited is not None:
+            self.stats.wait.observe(waited)
         run_id = str(run["run_id"])
         self.active[run_id] = ar
         ar.task = asyncio.create_task(self._process(ar), name=f"berth-run-{run_id}")
@@ -199,8 +205,20 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat(ar), name=f"berth-hb-{run_id}")
         outcome: Outcome | None = None
         events = RunEventWriter(self.rt.bus, run_id)
+        emit = events.emit
+        first: list[bool] = []
+
+        async def emit_timed(event: str, data: Any) -> None:
+            # The first event of the graph itself (`metadata` goes out before it starts).
+            if not first and event != "metadata":
+                first.append(True)
+                since = _seconds_since(run.get("available_at"))
+                if since is not None:
+                    self.stats.first_event.observe(since)
+            await emit(event, data)
+
         try:
-            ar.exec_task = asyncio.create_task(execute_run(self.rt, run, events.emit, span))
+            ar.exec_task = asyncio.create_task(execute_run(self.rt, run, emit_timed, span))
             try:
                 outcome = await ar.exec_task
                 if ar.reason is not None:
@@ -308,6 +326,7 @@ class Worker:
                         lease=settings.lease_seconds,
                     )
             except (psycopg.Error, OSError) as e:
+                self.stats.heartbeat_failures += 1
                 log.warning("heartbeat of run %s failed: %r", run["run_id"], e)
                 continue
             if row is None:
@@ -383,6 +402,7 @@ class Worker:
                         idle_status="error" if row["status"] == "error" else "idle",
                     )
                     await q.execute(conn, "refresh_thread_status", thread_id=row["thread_id"])
+        self.stats.reaped += len(rows)
         requeued = 0
         for row in rows:
             run_id = str(row["run_id"])
@@ -423,3 +443,10 @@ class Worker:
             await settle.delete_thread_everywhere(self.rt, str(row["thread_id"]))
         if rows:
             log.info("checkpointer ttl: deleted %s threads", len(rows))
+
+
+def _seconds_since(when: Any) -> float | None:
+    """Seconds from a timestamptz column to now (None: not a timestamp)."""
+    if not isinstance(when, dt.datetime):
+        return None
+    return (dt.datetime.now(dt.UTC) - when).total_seconds()

@@ -62,5 +62,10 @@ LIMIT 1;
 -- name: active_run_counts
 SELECT status, count(*) AS n FROM run WHERE status IN ('pending', 'running') GROUP BY status;
 
+-- name: oldest_pending_age
+-- Seconds the oldest due pending run has waited (0 when none waits); uses run_pending.
+SELECT coalesce(extract(epoch FROM clock_timestamp() - min(available_at)), 0)::float8 AS seconds
+FROM run WHERE status = 'pending' AND available_at <= clock_timestamp();
+
 -- name: clock
 SELECT clock_timestamp() AS now;
