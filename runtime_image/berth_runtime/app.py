@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from langgraph.store.postgres.aio import AsyncPostgresStore
 
 from berth_runtime.agent_auth.config import parse_agent_auth
 from berth_runtime.api import assistants, system
@@ -26,6 +25,7 @@ from berth_runtime.db.pool import open_pool
 from berth_runtime.graphs.loader import GraphRegistry
 from berth_runtime.queue.worker import Worker
 from berth_runtime.sandbox.lifecycle import start_sandboxes, stop_sandboxes
+from berth_runtime.store.index import BerthStore, StoreIndexError, setup_store_index
 from berth_runtime.streams.bus import Bus
 from berth_runtime.telemetry.tracing import setup_tracing, shutdown_tracing
 
@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 ROLES = ("serve", "api", "worker")
 
 
-def _store_kwargs(config: BerthConfig) -> dict[str, Any]:
+def _store_kwargs(config: BerthConfig, embeddings: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
-    if config.store_index:
-        kwargs["index"] = config.store_index
+    if config.store_index and embeddings is not None:
+        kwargs["index"] = {**config.store_index, "embed": embeddings}
     if config.store_ttl is not None:
         ttl: dict[str, Any] = {"refresh_on_read": config.store_ttl.refresh_on_read}
         if config.store_ttl.default_ttl is not None:
@@ -61,11 +61,29 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         from berth_runtime.agent_auth.crypto import sealer_from_env
 
         sealer = sealer_from_env(os.environ)
+    embeddings = None
+    if config.store_index:
+        from berth_runtime.store.embeddings import load_embeddings
+
+        # Loaded now: a bad `store.index.embed` stops start-up with its message.
+        embeddings = load_embeddings(config.store_index, config.base_dir, config.dependencies)
+
+    async def _store_index() -> None:
+        if config.store_index and embeddings is not None:
+            try:
+                embedded = await setup_store_index(
+                    settings.database_uri, config.store_index, embeddings
+                )
+            except StoreIndexError as e:
+                log.error("berth-runtime cannot start: %s", e)
+                raise
+            if embedded:
+                log.info("store.index: %d items embedded", embedded)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_tracing(os.environ)
-        applied = await migrate(settings.database_uri, settings.db_wait_seconds)
+        applied = await migrate(settings.database_uri, settings.db_wait_seconds, _store_index)
         if applied:
             log.info("applied migrations %s", applied)
         # The pool's sessions name this process, so a reaper can tell when the last of them
@@ -75,7 +93,7 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
             settings.database_uri, settings.pool_max_size, f"berth-{role}", f"berth {tag}"
         )
         checkpointer = PooledPostgresSaver(pool)
-        memory = AsyncPostgresStore(pool, **_store_kwargs(config))
+        memory = BerthStore(pool, **_store_kwargs(config, embeddings))
         graphs = GraphRegistry.load(config.graphs, config.dependencies, checkpointer, memory)
         bus = Bus(settings.redis_uri, settings.database_uri, settings.stream_ttl_seconds)
         rt = Runtime(settings, config, pool, checkpointer, memory, graphs, bus, role)

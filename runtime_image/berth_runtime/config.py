@@ -114,6 +114,83 @@ def _number(value: Any, what: str) -> float | None:
     return float(value)
 
 
+# `provider:model` strings LangChain's `init_embeddings` knows, plus Berth's own local models.
+EMBED_PROVIDERS = frozenset(
+    {
+        "azure_ai",
+        "azure_openai",
+        "bedrock",
+        "cohere",
+        "google_genai",
+        "google_vertexai",
+        "huggingface",
+        "mistralai",
+        "ollama",
+        "openai",
+    }
+)
+BERTH_EMBEDDINGS = frozenset({"wordllama"})
+
+
+def embed_kind(embed: str) -> str:
+    """What `store.index.embed` names: `berth`, `provider`, `file` or `module`."""
+    left, sep, right = embed.rpartition(":")
+    if not sep or not left or not right:
+        raise ConfigError(
+            f"store.index.embed must be 'provider:model', './file.py:function' or "
+            f"'package.module:function', got {embed!r}"
+        )
+    if left == "berth":
+        if right not in BERTH_EMBEDDINGS:
+            raise ConfigError(
+                f"store.index.embed: unknown Berth model {right!r} "
+                f"(known: {', '.join(sorted('berth:' + m for m in BERTH_EMBEDDINGS))})"
+            )
+        return "berth"
+    if left.endswith(".py"):
+        return "file"
+    if left in EMBED_PROVIDERS:
+        return "provider"
+    if "." in left and all(part.isidentifier() for part in left.split(".")):
+        return "module"
+    raise ConfigError(
+        f"store.index.embed: unknown embeddings provider {left!r} in {embed!r} (known: "
+        f"{', '.join(sorted(EMBED_PROVIDERS))}, berth; or './file.py:function', "
+        f"'package.module:function')"
+    )
+
+
+def parse_store_index(raw: Any) -> dict[str, Any]:
+    """Validate `store.index`: `dims` (positive integer), `embed` (string), `fields` (paths)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("langgraph.json: 'store.index' must be an object")
+    dims = raw.get("dims")
+    if dims is None:
+        raise ConfigError("store.index.dims is required (the embedding size, e.g. 1536)")
+    if isinstance(dims, bool) or not isinstance(dims, int) or dims <= 0:
+        raise ConfigError(f"store.index.dims must be a positive integer, got {dims!r}")
+    if dims > 16000:
+        raise ConfigError(f"store.index.dims must be at most 16000 (pgvector), got {dims}")
+    embed = raw.get("embed")
+    if not isinstance(embed, str) or not embed:
+        raise ConfigError(
+            "store.index.embed is required: 'provider:model' (e.g. "
+            "'openai:text-embedding-3-small'), 'berth:wordllama', './file.py:function' "
+            "or 'package.module:function'"
+        )
+    embed_kind(embed)
+    fields = raw.get("fields", ["$"])
+    if (
+        not isinstance(fields, list)
+        or not fields
+        or not all(isinstance(f, str) and f for f in fields)
+    ):
+        raise ConfigError(
+            f"store.index.fields must be a non-empty list of field paths, got {fields!r}"
+        )
+    return {**raw, "dims": dims, "embed": embed, "fields": list(fields)}
+
+
 def parse_config(
     data: Mapping[str, Any], base_dir: Path, env_file_text: str | None = None
 ) -> BerthConfig:
@@ -145,8 +222,8 @@ def parse_config(
     store_raw = {} if store_raw is None else store_raw
     if not isinstance(store_raw, Mapping):
         raise ConfigError("langgraph.json: 'store' must be an object")
-    if isinstance(store_raw.get("index"), Mapping):
-        store_index = dict(store_raw["index"])
+    if store_raw.get("index") is not None:
+        store_index = parse_store_index(store_raw["index"])
     ttl_raw = store_raw.get("ttl")
     if ttl_raw is not None:
         if not isinstance(ttl_raw, Mapping):

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from berth_runtime.api.common import json_response, rt_of
 from berth_runtime.auth.authorize import authorize
 from berth_runtime.models import StoreDelete, StoreListNamespaces, StorePut, StoreSearch
+from berth_runtime.store.embeddings import EmbeddingDimensionError
 
 router = APIRouter(tags=["store"])
 
@@ -59,7 +60,10 @@ async def put_item(body: StorePut, request: Request) -> Response:
         kwargs["index"] = body.index
     if body.ttl is not None:
         kwargs["ttl"] = body.ttl
-    await rt.store.aput(namespace, body.key, body.value, **kwargs)
+    try:
+        await rt.store.aput(namespace, body.key, body.value, **kwargs)
+    except EmbeddingDimensionError as e:
+        raise HTTPException(422, f"The item cannot be indexed: {e}") from None
     return Response(status_code=204)
 
 
@@ -98,16 +102,21 @@ async def search_items(body: StoreSearch, request: Request) -> Response:
     )
     if body.query and not rt.config.store_index:
         raise HTTPException(
-            422, "Semantic search needs store.index in langgraph.json; use filter instead"
+            400,
+            "Semantic search (query) needs an embedding index: configure store.index "
+            "(dims, embed, fields) in langgraph.json, or search without query",
         )
-    items = await rt.store.asearch(
-        prefix,
-        query=body.query,
-        filter=body.filter,
-        limit=body.limit,
-        offset=body.offset,
-        refresh_ttl=body.refresh_ttl,
-    )
+    try:
+        items = await rt.store.asearch(
+            prefix,
+            query=body.query,
+            filter=body.filter,
+            limit=body.limit,
+            offset=body.offset,
+            refresh_ttl=body.refresh_ttl,
+        )
+    except EmbeddingDimensionError as e:
+        raise HTTPException(422, f"The query cannot be embedded: {e}") from None
     return json_response({"items": [item_json(i) for i in items]})
 
 

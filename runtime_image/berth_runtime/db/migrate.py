@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -42,8 +43,13 @@ async def connect_when_ready(
             delay = min(delay * 2, 5.0)
 
 
-async def migrate(database_uri: str, wait_seconds: float = 0.0) -> list[int]:
-    """Apply pending migrations; returns the versions applied by this call."""
+async def migrate(
+    database_uri: str,
+    wait_seconds: float = 0.0,
+    then: Callable[[], Awaitable[Any]] | None = None,
+) -> list[int]:
+    """Apply pending migrations, then run `then` under the same lock; returns the versions
+    applied by this call."""
     applied: list[int] = []
     async with await connect_when_ready(database_uri, wait_seconds) as conn:
         await _lock(conn)
@@ -67,6 +73,8 @@ async def migrate(database_uri: str, wait_seconds: float = 0.0) -> list[int]:
                     )
                 applied.append(version)
             await _setup_langgraph_tables(database_uri)
+            if then is not None:
+                await then()
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied

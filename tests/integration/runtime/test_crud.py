@@ -190,5 +190,6 @@ async def test_store_bad_inputs(http: httpx.AsyncClient) -> None:
     assert r.status_code == 422
     r = await http.get("/store/items", params={"namespace": "a"})
     assert r.status_code == 422
+    # Semantic search without store.index: 400 with a detail, as the Agent Server answers.
     r = await http.post("/store/items/search", json={"query": "semantic please"})
-    assert r.status_code == 422
+    assert r.status_code == 400 and "store.index" in r.json()["detail"]

@@ -1,0 +1,1 @@
+"""Semantic store search: embeddings for `store.index` and the pgvector index behind it."""
