@@ -11,7 +11,8 @@ uv="$root/.venv/bin/uv"
 stamp="$venv/.berth-bench-installed"
 # The peer under test, pinned; langgraph itself is pinned to Berth's version so
 # both servers execute the same graph code.
-pins=("langgraph-cli[inmem]==0.4.40" "langgraph==1.2.22" "langgraph-sdk==0.4.14")
+# wordllama: the local embedding model of bench/store_search.py (same as Berth's berth:wordllama)
+pins=("langgraph-cli[inmem]==0.4.40" "langgraph==1.2.22" "langgraph-sdk==0.4.14" "wordllama==0.4.0.post1")
 want="$(printf '%s\n' "${pins[@]}" | cat - "$root/hack/ensure-bench-venv.sh" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/langgraph" ]; then
   exit 0
