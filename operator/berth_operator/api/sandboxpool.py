@@ -589,6 +589,19 @@ class ProxyRule(BerthModel):
         return self
 
 
+class ServiceReference(BerthModel):
+    """A Service of the cluster the sandbox's traffic may reach (its backing Pods)."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL)
+    namespace: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="Default: the pool's namespace.",
+    )
+
+
 class EgressSpec(BerthModel):
     """What the sandbox may reach besides rule and passthrough hosts (which are implied)."""
 
@@ -618,6 +631,15 @@ class EgressSpec(BerthModel):
     )
     allow_ports: list[Port] | None = Field(
         default=None, max_length=32, description="Destination ports allowed (default: 443 and 80)."
+    )
+    allow_services: list[ServiceReference] | None = Field(
+        default=None,
+        max_length=16,
+        description="In-cluster upstreams behind a Service: the managed NetworkPolicy lets the "
+        "sandbox reach the Service's backing Pods on its target ports (policies see traffic "
+        "after the Service address is translated, so allowCIDRs of the Service IP alone is not "
+        "enough). The proxy still needs the Service's address in allowCIDRs and its port in "
+        "allowPorts.",
     )
     allow_cluster_cidrs: bool = Field(
         default=False,

@@ -49,7 +49,11 @@ from berth_operator.render.meta import Subject
 from berth_operator.render.pod_health import same_stall
 from berth_operator.render.sandbox import ca as ca
 from berth_operator.render.sandbox.names import PoolNames
-from berth_operator.render.sandbox.netpol import network_policy
+from berth_operator.render.sandbox.netpol import (
+    ServiceBackends,
+    network_policy,
+    service_backends,
+)
 from berth_operator.render.sandbox.pod import template_hash, warm_pod
 from berth_operator.render.sandbox.pool import Expectations, PoolPlan, format_time, plan_pool
 from berth_operator.render.sandbox.proxy import proxy_config_map
@@ -264,7 +268,20 @@ class PoolKeeper:
             for obj in (bundle, proxy_config_map(pool, spec)):
                 live = k8s.get(api, "v1", "ConfigMap", pool.namespace, obj["metadata"]["name"])
                 k8s.apply_if_changed(api, obj, live)
-            policy = network_policy(pool, spec)
+            backends: list[ServiceBackends] = []
+            for ref in spec.auth_proxy.egress.allow_services or ():
+                ns = ref.namespace or pool.namespace
+                svc = k8s.get(api, "v1", "Service", ns, ref.name)
+                if svc is None:
+                    return (
+                        "ServiceNotFound",
+                        f"egress.allowServices names Service {ns}/{ref.name}, which does not exist",
+                    )
+                found = service_backends(svc)
+                if isinstance(found, str):
+                    return ("ServiceWithoutSelector", found)
+                backends.append(found)
+            policy = network_policy(pool, spec, backends)
             if policy is None:
                 k8s.delete_owned(
                     api,

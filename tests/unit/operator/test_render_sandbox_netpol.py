@@ -8,8 +8,12 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from berth_operator.render.meta import Subject, pod_labels
-from berth_operator.render.sandbox.netpol import network_policy
-from berth_operator.render.sandbox.pod import warm_pod
+from berth_operator.render.sandbox.netpol import (
+    ServiceBackends,
+    network_policy,
+    service_backends,
+)
+from berth_operator.render.sandbox.pod import template_hash, warm_pod
 
 from tests.unit.operator.sandbox_factories import IMAGES, pool_spec, pool_subject
 
@@ -135,3 +139,61 @@ def test_egress_opt_ins() -> None:
     v4, v6 = (t["ipBlock"] for t in cluster_only["spec"]["egress"][1]["to"])
     assert v4["except"] == ["169.254.169.254/32"]
     assert v6["except"] == ["fd00:ec2::254/128"]
+
+
+def _service(**spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "api", "namespace": "upstream"}, "spec": spec}
+
+
+def test_allowed_services_reach_their_backing_pods_on_target_ports() -> None:
+    """Policies see the translated address: the Service's Pods and target ports, not its IP."""
+    backends = service_backends(
+        _service(
+            selector={"app": "api", "tier": "a"},
+            ports=[
+                {"port": 443, "targetPort": 8443, "protocol": "TCP"},
+                {"port": 80, "targetPort": "http"},
+                {"port": 8080},
+            ],
+        )
+    )
+    assert isinstance(backends, ServiceBackends)
+    spec = pool_spec(authProxy={"egress": {"allowServices": [{"name": "api", "namespace": "x"}]}})
+    np = network_policy(pool_subject(), spec, [backends])
+    assert np is not None
+    kubernetes_validate.validate(np, "1.36", strict=True)
+    rule = np["spec"]["egress"][-1]
+    assert rule == {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "upstream"}},
+                "podSelector": {"matchLabels": {"app": "api", "tier": "a"}},
+            }
+        ],
+        "ports": [
+            {"protocol": "TCP", "port": 8443},
+            {"protocol": "TCP", "port": "http"},
+            {"protocol": "TCP", "port": 8080},
+        ],
+    }
+    # Without the backends (the default) nothing beyond the base rules is rendered.
+    assert len(_policy()["spec"]["egress"]) == len(np["spec"]["egress"]) - 1
+
+
+@pytest.mark.parametrize(
+    "service",
+    [_service(type="ExternalName", externalName="db.example"), _service(ports=[{"port": 5432}])],
+)
+def test_a_service_without_selector_cannot_be_allowed_by_selector(service: Any) -> None:
+    problem = service_backends(service)
+    assert isinstance(problem, str)
+    assert "upstream/api" in problem and "allowCIDRs" in problem
+
+
+def test_allow_services_does_not_roll_the_pods() -> None:
+    """The Pods do not depend on allowServices (the NetworkPolicy does)."""
+    plain = template_hash(pool_spec(), IMAGES)
+    spec = pool_spec(authProxy={"egress": {"allowServices": [{"name": "api"}]}})
+    assert template_hash(spec, IMAGES) == plain
+    ports = pool_spec(authProxy={"egress": {"allowServices": [{"name": "api"}], "allowPorts": [1]}})
+    assert template_hash(ports, IMAGES) != plain

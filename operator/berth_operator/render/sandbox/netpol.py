@@ -9,6 +9,9 @@ proxy rule names an ``oauthProvider``, egress also reaches the server Pods of th
 AgentDeployments on their ``http`` port: the proxy asks them for the thread user's token
 (only the proxy: the egress redirection sends every other UID's TCP to the proxy, which
 refuses cluster addresses).
+``allowServices`` add the backing Pods of in-cluster Services (their selector, in their
+namespace) on the Services' target ports: policies are evaluated after kube-proxy has
+translated the Service address, so an ``ipBlock`` of the Service IP never matches.
 The NetworkPolicy is the backstop: the proxy already filters by host, but UDP and
 anything the iptables redirect does not catch stop here.
 """
@@ -16,6 +19,8 @@ anything the iptables redirect does not catch stop here.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from berth_operator.api.sandboxpool import SandboxPoolSpec
@@ -41,6 +46,47 @@ DNS_PEER: dict[str, Any] = {
 RUNTIME_COMPONENTS = ["server", "worker"]
 RUNTIME_PORT_NAME = "http"
 """The runtime container's named port (render.runtime), behind the deployment's Service."""
+
+
+@dataclass(frozen=True)
+class ServiceBackends:
+    """What a NetworkPolicy needs of an allowed Service: where its Pods are and their ports."""
+
+    namespace: str
+    selector: dict[str, str]
+    ports: tuple[tuple[str, int | str], ...]  # (protocol, target port number or name)
+
+    def peer_rule(self) -> dict[str, Any]:
+        return {
+            "to": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": self.namespace}
+                    },
+                    "podSelector": {"matchLabels": dict(sorted(self.selector.items()))},
+                }
+            ],
+            "ports": [{"protocol": proto, "port": port} for proto, port in self.ports],
+        }
+
+
+def service_backends(service: Mapping[str, Any]) -> ServiceBackends | str:
+    """The backends of a live Service object, or why it cannot be allowed by selector."""
+    meta, spec = service.get("metadata") or {}, service.get("spec") or {}
+    name = f"{meta.get('namespace')}/{meta.get('name')}"
+    selector = spec.get("selector") or {}
+    if spec.get("type") == "ExternalName" or not selector:
+        return (
+            f"Service {name} has no Pod selector (ExternalName or manual endpoints): allow its "
+            "addresses with allowCIDRs instead"
+        )
+    ports: list[tuple[str, int | str]] = []
+    for p in spec.get("ports") or ():
+        target = p.get("targetPort", p.get("port"))
+        entry = (str(p.get("protocol") or "TCP"), target)
+        if entry not in ports:
+            ports.append(entry)
+    return ServiceBackends(str(meta.get("namespace")), dict(selector), tuple(ports))
 
 
 def _excepts(spec: SandboxPoolSpec, family: int) -> list[str]:
@@ -96,7 +142,9 @@ def ingress_peers(spec: SandboxPoolSpec) -> list[dict[str, Any]]:
     return peers
 
 
-def egress_rules(spec: SandboxPoolSpec) -> list[dict[str, Any]]:
+def egress_rules(
+    spec: SandboxPoolSpec, services: Sequence[ServiceBackends] = ()
+) -> list[dict[str, Any]]:
     ports = [{"protocol": "TCP", "port": p} for p in allowed_ports(spec.auth_proxy.egress)]
     dns = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
     blocks: list[dict[str, Any]] = []
@@ -113,6 +161,7 @@ def egress_rules(spec: SandboxPoolSpec) -> list[dict[str, Any]]:
     extra = [canonical_cidr(c) for c in spec.auth_proxy.egress.allow_cidrs or ()]
     if extra:
         rules.append({"to": [{"ipBlock": {"cidr": c}} for c in sorted(set(extra))], "ports": ports})
+    rules.extend(b.peer_rule() for b in services)
     deployments = sorted(set(spec.network_policy.allowed_deployments or ()))
     if spec.uses_agent_auth and deployments:
         rules.append(
@@ -138,8 +187,13 @@ def egress_rules(spec: SandboxPoolSpec) -> list[dict[str, Any]]:
     return rules
 
 
-def network_policy(pool: Subject, spec: SandboxPoolSpec) -> dict[str, Any] | None:
-    """NetworkPolicy ``<pool>-sandbox`` over every Pod of the pool; None when Unmanaged."""
+def network_policy(
+    pool: Subject, spec: SandboxPoolSpec, services: Sequence[ServiceBackends] = ()
+) -> dict[str, Any] | None:
+    """NetworkPolicy ``<pool>-sandbox`` over every Pod of the pool; None when Unmanaged.
+
+    services: the backends of ``egress.allowServices``, read from the cluster by the caller.
+    """
     if spec.network_policy.mode != "Managed":
         return None
     peers = ingress_peers(spec)
@@ -158,6 +212,6 @@ def network_policy(pool: Subject, spec: SandboxPoolSpec) -> dict[str, Any] | Non
             "podSelector": {"matchLabels": {FROM_POOL_LABEL: pool.name}},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": ingress,
-            "egress": egress_rules(spec),
+            "egress": egress_rules(spec, services),
         },
     }

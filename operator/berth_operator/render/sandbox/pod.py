@@ -128,8 +128,14 @@ def template_hash(spec: SandboxPoolSpec, images: ImageDefaults) -> str:
     images resolved: a new operator default makes warm Pods stale like a spec change.
     A spec that names all three gets the hash it had before images had defaults."""
     resolved = ProxyImages.of(spec, images)
+    wire = spec.auth_proxy.wire()
+    egress = {k: v for k, v in (wire.get("egress") or {}).items() if k != "allowServices"}
+    if egress:  # allowServices shapes the NetworkPolicy only, not the Pods
+        wire["egress"] = egress
+    else:
+        wire.pop("egress", None)
     proxy = {
-        **spec.auth_proxy.wire(),
+        **wire,
         "image": resolved.agent,
         "netinitImage": resolved.netinit,
         "imagePullPolicy": resolved.pull_policy,
