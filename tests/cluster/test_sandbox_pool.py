@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 
@@ -334,3 +335,40 @@ def test_a_warm_pod_stuck_past_the_grace_period_is_replaced(
     body = get_json(kubectl, namespace, POOL, "gr")
     assert cond(body, "Ready")["status"] == "False"
     assert body["status"]["readyReplicas"] == 0
+
+
+def test_allowed_services_are_read_into_the_network_policy(
+    sandbox_operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    """A missing Service says so in the pool's conditions; once it exists, the managed
+    NetworkPolicy lets the sandboxes reach its Pods on its target port."""
+    egress = {"allowServices": [{"name": "api"}]}
+    apply(kubectl, namespace, pool("svc", replicas=1, max_size=2, authProxy={"egress": egress}))
+
+    def reason_named() -> dict[str, Any] | None:
+        body = get_json(kubectl, namespace, POOL, "svc")
+        for c in (body.get("status") or {}).get("conditions") or ():
+            if c.get("reason") == "ServiceNotFound":
+                return dict(c)
+        return None
+
+    c = poll(reason_named, 60, "a ServiceNotFound condition")
+    assert f"{namespace}/api" in c["message"], c
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "api"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 443, "targetPort": 8443}]},
+    }
+    apply(kubectl, namespace, service)
+    wait_pool_ready(kubectl, namespace, "svc", 1)
+    np = get_json(kubectl, namespace, "networkpolicy", "svc-sandbox")
+    assert {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "podSelector": {"matchLabels": {"app": "api"}},
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 8443}],
+    } in np["spec"]["egress"]
