@@ -41,6 +41,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -471,21 +472,42 @@ def aegra_server(use_redis: bool, durable: bool = True) -> Iterator[Target]:
             "--port", str(port), "--config", "aegra.json",
         ]  # fmt: skip
         print(f">> starting aegra serve ({mode})", flush=True)
+        # `aegra serve` runs uvicorn as a child process: its own process group, so that
+        # stopping it stops both (a lone SIGTERM to the CLI leaves uvicorn running).
         with open(log, "wb") as log_file:
             proc = subprocess.Popen(
-                command, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=graphs
-            )
+                command, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=graphs,
+                start_new_session=True,
+            )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"
             wait_for_port(port, 120, proc)
             wait_until_healthy(url, proc, timeout=120)
             yield Target(url, {"aegra": proc.pid, **processes})
         except BaseException:
-            stop_process(proc)
+            stop_group(proc)
             tail = log.read_text(errors="replace")[-3000:]
             print(f"!! aegra log ({log}):\n{tail}", file=sys.stderr)
             raise
-        stop_process(proc)
+        stop_group(proc)
+
+
+def stop_group(proc: "subprocess.Popen[bytes]", grace: float = 10.0) -> None:
+    """SIGTERM the process group `proc` leads, SIGKILL it after `grace` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break  # every member has exited
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 ServerFactory = Callable[[], contextlib.AbstractContextManager[Target]]
