@@ -23,6 +23,7 @@ from tests.support.servers import Server, create_database
 pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).resolve().parents[1] / "store_index"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "memory"
 
 DOCS = {
     "cats": "Cats are small furry pets that purr and chase mice.",
@@ -35,7 +36,7 @@ DOCS = {
 def write_config(folder: Path, index: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = {
-        "graphs": {"recall": f"{HERE / 'graph.py'}:graph"},
+        "graphs": {"memory": f"{EXAMPLE / 'memory.py'}:graph"},
         "store": {"index": index},
     }
     path = folder / "langgraph.json"
@@ -51,10 +52,10 @@ def wordllama_index(fields: list[str]) -> dict[str, Any]:
 def semantic_server(
     postgres: Server, redis: Server, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RuntimeProcess]:
+    """The example memory agent (examples/memory: store.index with berth:wordllama)."""
     tmp = tmp_path_factory.mktemp("semantic")
     db = create_database(postgres.uri, f"s_{uuid.uuid4().hex[:12]}")
-    config = write_config(tmp / "cfg", wordllama_index(["text"]))
-    rp = launch("serve", db, redis.uri, tmp, config=config)
+    rp = launch("serve", db, redis.uri, tmp, config=EXAMPLE / "langgraph.json")
     yield rp
     rp.terminate()
 
@@ -133,13 +134,18 @@ async def test_index_false_and_index_override(sdk: LangGraphClient) -> None:
     assert "dogs" not in {i["key"] for i in ranked} and len(ranked) == 2
 
 
-async def test_graph_searches_the_store_by_meaning(sdk: LangGraphClient) -> None:
-    ns = ["memories", uuid.uuid4().hex]
-    await put_docs(sdk, ns, DOCS)
-    out = await sdk.runs.wait(
-        None, "recall", input={"namespace": ns, "query": "stock exchange news"}
-    )
-    assert isinstance(out, dict) and out["keys"][0] == "stocks" and len(out["keys"]) == 2
+async def test_example_memory_agent_recalls_by_meaning(sdk: LangGraphClient) -> None:
+    user = uuid.uuid4().hex
+    for text in DOCS.values():
+        await sdk.runs.wait(None, "memory", input={"user_id": user, "remember": text})
+    out = await sdk.runs.wait(None, "memory", input={"user_id": user, "recall": "my kitten"})
+    assert isinstance(out, dict) and out["memories"][0] == DOCS["cats"]
+    assert len(out["memories"]) == 3
+    # The graph's memories are the store's items: the HTTP API ranks them the same way.
+    items = (await sdk.store.search_items(["memories", user], query="my kitten"))["items"]
+    assert [i["value"]["text"] for i in items[:3]] == out["memories"]
+    other = await sdk.runs.wait(None, "memory", input={"user_id": "nobody", "recall": "cat"})
+    assert isinstance(other, dict) and other["memories"] == []
 
 
 async def test_restart_with_other_index_settings(
