@@ -10,6 +10,8 @@ workers, Postgres gone, an exhausted pool, failing reconciles) each alert fires.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,7 +33,7 @@ from tests.support.opskit import (
     used_metric_names,
     write_rules,
 )
-from tests.support.servers import Server
+from tests.support.servers import Server, create_database, postgres_server
 
 pytestmark = pytest.mark.integration
 
@@ -250,3 +252,30 @@ async def test_alerts_fire_on_trouble_and_not_on_the_recorded_healthy_run(
     )
     failing = promtool("test", "rules", str(tmp_path / "tests.yaml"))
     assert failing.returncode != 0 and "BerthRunsPendingTooLong" in failing.stdout + failing.stderr
+
+
+async def test_postgres_down_is_a_metric_not_an_error(redis: Server, tmp_path: Path) -> None:
+    """What BerthPostgresUnreachable reads: with its Postgres gone, a runtime still answers
+    /metrics, with `berth_postgres_up 0` and no stale queue numbers."""
+    with postgres_server() as pg:
+        db = create_database(pg.uri, "ops_down")
+        rp = launch("api", db, redis.uri, tmp_path)
+        try:
+            async with httpx.AsyncClient(base_url=rp.url, timeout=60) as http:
+                up = await http.get("/metrics")
+                assert up.status_code == 200 and "berth_postgres_up 1.0" in up.text
+                assert "berth_runs_pending 0.0" in up.text
+                # Fast shutdown of the postmaster itself (`pg.proc` is its runuser parent):
+                # Postgres ends every session and stops listening.
+                postmaster = int((pg.workdir / "data" / "postmaster.pid").read_text().split()[0])
+                os.kill(postmaster, signal.SIGINT)
+                pg.proc.wait(30)
+                down = await http.get("/metrics")
+                assert down.status_code == 200, down.text
+                assert "berth_postgres_up 0.0" in down.text
+                assert "berth_runs_pending" not in down.text
+                assert "berth_worker_slots" in down.text
+                stats = (await http.get("/metrics", params={"format": "json"})).json()
+                assert stats["postgres_up"] is False
+        finally:
+            rp.terminate()
