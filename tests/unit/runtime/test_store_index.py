@@ -97,3 +97,15 @@ def test_wordllama_runs_from_the_wheel_alone(monkeypatch: pytest.MonkeyPatch) ->
         return sum(x * y for x, y in zip(a, b, strict=True))
 
     assert cosine(cats, dogs) > cosine(cats, stocks) + 0.2
+
+
+def test_provider_strings_go_through_langchain_init_embeddings(tmp_path: Path) -> None:
+    """`openai:...` is LangChain's `init_embeddings`; without its package installed the
+    error says which package (nothing is sent anywhere)."""
+    try:
+        import langchain_openai  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="langchain-openai"):
+            load_embeddings({"dims": 1536, "embed": "openai:text-embedding-3-small"}, tmp_path)
+    else:  # pragma: no cover - the package is not one of Berth's dependencies
+        pytest.skip("langchain-openai is installed here")
