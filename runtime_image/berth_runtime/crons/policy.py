@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -97,3 +98,18 @@ def concurrency(policy: str, active_runs: int) -> Concurrency:
 def tick_key(cron_id: str, scheduled: datetime) -> str:
     """The idempotency key of a tick, as carried in the run's metadata."""
     return f"{cron_id}@{scheduled.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+
+
+TICK_RUN_NAMESPACE = uuid.UUID("6f1b1e44-2f7b-4f7e-9a53-6c1f0d2b7a10")
+
+
+def tick_run_id(cron_id: str, scheduled: datetime) -> uuid.UUID:
+    """The run id of a tick, the same for every scheduler that fires it: a retry after a
+    crash, or a slow scheduler racing the one that recovered its tick, cannot start a
+    second run (the run's primary key refuses it)."""
+    return uuid.uuid5(TICK_RUN_NAMESPACE, tick_key(cron_id, scheduled))
+
+
+def recovered_tick_missed(scheduled: datetime, now: datetime, deadline_seconds: int | None) -> bool:
+    """A tick recovered from a dead scheduler is missed if it is now past its deadline."""
+    return deadline_seconds is not None and (now - scheduled).total_seconds() > deadline_seconds

@@ -21,10 +21,18 @@ from typing import Any
 import psycopg
 from fastapi import HTTPException
 
+from berth_runtime import faults
 from berth_runtime.context import Runtime
 from berth_runtime.crons.clock import Clock, SystemClock, clock_from_env
 from berth_runtime.crons.fire import run_request
-from berth_runtime.crons.policy import concurrency, next_tick, plan_tick, tick_key
+from berth_runtime.crons.policy import (
+    concurrency,
+    next_tick,
+    plan_tick,
+    recovered_tick_missed,
+    tick_key,
+    tick_run_id,
+)
 from berth_runtime.crons.schedule import ScheduleError
 from berth_runtime.db import q
 from berth_runtime.queue.cancel import cancel_run
@@ -147,6 +155,8 @@ async def fire_one(rt: Runtime, cron: dict[str, Any], now: datetime, report: Rep
     if tick is None:
         log.info("cron %s: tick %s was already handled; not starting it again", cron_id, _iso(at))
         return 0
+    # A crash here leaves the tick 'claimed' with no run: recover_ticks fires it later.
+    await faults.point("cron.after_claim")
     if plan.action == "missed":
         why = (
             f"tick {_iso(at)} missed: {plan.late_seconds:.0f}s late, more than "
@@ -162,6 +172,15 @@ async def fire_one(rt: Runtime, cron: dict[str, Any], now: datetime, report: Rep
             f"{plan.skipped_ticks} earlier tick(s) missed while down; running only {_iso(at)}",
             True,
         )
+    return await start_tick(rt, cron, at, report)
+
+
+async def start_tick(rt: Runtime, cron: dict[str, Any], at: datetime, report: Report) -> int:
+    """Apply the concurrency policy to a claimed tick and start its run; 1 if it started one.
+
+    The run's id is the tick's (policy.tick_run_id): if another scheduler already started
+    it (a recovered tick whose first scheduler was only slow), the primary key says so."""
+    cron_id = cron["cron_id"]
     async with rt.pool.connection() as conn:
         active = [dict(r) for r in await q.fetchall(conn, "active_cron_runs", cron_id=cron_id)]
     decision = concurrency(cron.get("concurrency_policy") or "allow", len(active))
@@ -178,8 +197,20 @@ async def fire_one(rt: Runtime, cron: dict[str, Any], now: datetime, report: Rep
         await report(cron, "Replaced", f"cancelled run {ids} for tick {_iso(at)}", False)
     meta = {**(cron.get("metadata") or {}), "cron_tick": tick_key(str(cron_id), at)}
     thread_id = str(cron["thread_id"]) if cron["thread_id"] else None
+    run_id = tick_run_id(str(cron_id), at)
     try:
-        run = await create_run(rt, run_request({**cron, "metadata": meta}), thread_id)
+        run = await create_run(
+            rt, run_request({**cron, "metadata": meta}), thread_id, run_id=run_id
+        )
+    except psycopg.errors.UniqueViolation:
+        async with rt.pool.connection() as conn:
+            existing = await q.fetchone(conn, "get_run_by_id", run_id=run_id)
+        if existing is None:
+            raise
+        log.info("cron %s: tick %s already started run %s", cron_id, _iso(at), run_id)
+        await _set_tick(rt, cron_id, at, "started", run_id=run_id,
+                        thread_id=existing["thread_id"])  # fmt: skip
+        return 0
     except HTTPException as e:
         why = f"tick {_iso(at)} could not start a run: {e.detail}"
         await _set_tick(rt, cron_id, at, "failed", reason=why)
@@ -191,9 +222,56 @@ async def fire_one(rt: Runtime, cron: dict[str, Any], now: datetime, report: Rep
     return 1
 
 
-async def scheduler_pass(rt: Runtime, clock: Clock, report: Report) -> int:
+# A tick still 'claimed' this long after its claim lost its scheduler (firing takes
+# milliseconds): another scheduler takes it over (BERTH_CRON_TICK_RECOVER_SECONDS).
+TICK_RECOVER_SECONDS = 30.0
+
+
+async def recover_ticks(
+    rt: Runtime,
+    clock: Clock | None = None,
+    report: Report | None = None,
+    after_seconds: float = TICK_RECOVER_SECONDS,
+) -> int:
+    """Fire the ticks whose scheduler died between claiming them and starting their run.
+
+    Each is taken over with a guarded UPDATE (its claim time moves to now, so one scheduler
+    gets it); the run keeps the tick's id, so a slow first scheduler cannot add another."""
+    now = (clock or SystemClock()).now()
+    async with rt.pool.connection() as conn:
+        taken = await q.fetchall(conn, "take_abandoned_ticks", seconds=after_seconds, limit=50)
+    started = 0
+    for tick in taken:
+        async with rt.pool.connection() as conn:
+            row = await q.fetchone(conn, "get_cron", cron_id=tick["cron_id"])
+        if row is None:
+            continue
+        cron, at = dict(row), tick["scheduled_at"]
+        log.warning("cron %s: tick %s lost its scheduler after the claim; firing it now",
+                    cron["cron_id"], _iso(at))  # fmt: skip
+        if recovered_tick_missed(at, now, cron.get("starting_deadline_seconds")):
+            why = (
+                f"tick {_iso(at)} missed: its scheduler died, and it is now past "
+                f"startingDeadlineSeconds {cron.get('starting_deadline_seconds')}"
+            )
+            await _set_tick(rt, cron["cron_id"], at, "missed", reason=why)
+            await (report or log_report)(cron, "MissedSchedule", why, True)
+            continue
+        try:
+            started += await start_tick(rt, cron, at, report or log_report)
+        except (psycopg.Error, OSError):
+            raise
+        except Exception:
+            log.exception("cron %s failed to fire recovered tick %s", cron["cron_id"], _iso(at))
+    return started
+
+
+async def scheduler_pass(
+    rt: Runtime, clock: Clock, report: Report, recover_after: float = TICK_RECOVER_SECONDS
+) -> int:
     await settle_ticks(rt)
-    return await fire_due(rt, clock, report)
+    recovered = await recover_ticks(rt, clock, report, recover_after)
+    return recovered + await fire_due(rt, clock, report)
 
 
 async def scheduler_loop(rt: Runtime) -> None:
@@ -207,13 +285,14 @@ async def scheduler_loop(rt: Runtime) -> None:
         sync = sync_mod.start_agentcron_sync(rt, clock, os.environ)
         if sync is not None:
             report = sync.report
+    recover_after = float(os.environ.get("BERTH_CRON_TICK_RECOVER_SECONDS", TICK_RECOVER_SECONDS))
     loop = asyncio.get_running_loop()
     pruned_at = loop.time()
     try:
         while True:
             await asyncio.sleep(rt.settings.cron_interval_seconds)
             try:
-                await scheduler_pass(rt, clock, report)
+                await scheduler_pass(rt, clock, report, recover_after)
                 if loop.time() - pruned_at >= PRUNE_EVERY_SECONDS:
                     pruned_at = loop.time()
                     await prune_ticks(rt)

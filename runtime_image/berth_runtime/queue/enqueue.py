@@ -111,14 +111,20 @@ def _validate(body: _RunCreate, stateless: bool, policy: WebhookPolicy) -> None:
 
 
 async def create_run(
-    rt: Runtime, body: _RunCreate, thread_id: str | None, user: dict[str, Any] | None = None
+    rt: Runtime,
+    body: _RunCreate,
+    thread_id: str | None,
+    user: dict[str, Any] | None = None,
+    run_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
+    """Create a run. `run_id`: a caller's own id (a cron tick's, derived from its key), so a
+    second creation of the same run fails on the primary key instead of adding another."""
     stateless = thread_id is None
     _validate(body, stateless, rt.config.webhooks)
     aid = assistant_uuid(rt, body.assistant_id)
     plan = _Plan(
         body=body,
-        run_id=uuid.uuid4(),
+        run_id=run_id or uuid.uuid4(),
         thread_id=uuid.uuid4() if thread_id is None else parse_uuid(thread_id, "thread_id"),
         strategy=body.multitask_strategy if isinstance(body, RunCreateStateful) else "enqueue",
         stateless=stateless,

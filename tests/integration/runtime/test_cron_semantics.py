@@ -17,12 +17,20 @@ from typing import Any
 
 import httpx
 import pytest
+from berth_runtime import faults
 from berth_runtime.api.common import assistant_uuid
 from berth_runtime.config import load_config, settings_from_env
 from berth_runtime.context import Runtime
 from berth_runtime.crons.agentcron import cron_row
 from berth_runtime.crons.clock import ManualClock
-from berth_runtime.crons.scheduler import fire_due, prune_ticks, settle_ticks
+from berth_runtime.crons.policy import tick_key, tick_run_id
+from berth_runtime.crons.scheduler import (
+    fire_due,
+    prune_ticks,
+    recover_ticks,
+    settle_ticks,
+    start_tick,
+)
 from berth_runtime.db import q
 from berth_runtime.db.pool import open_pool
 from berth_runtime.graphs.loader import GraphRegistry
@@ -305,3 +313,111 @@ async def test_the_tick_table_is_bounded(rt: Runtime) -> None:
     rows = await ticks(rt, cid)
     assert len(rows) == 11 and rows[0]["decision"] == "started"
     assert rows[-1]["scheduled_at"] == t - timedelta(minutes=1)  # the newest kept
+
+
+async def cron_runs(rt: Runtime, cron_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with rt.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT run_id, status, metadata ->> 'cron_tick' AS tick FROM run"
+            " WHERE metadata @> %s::jsonb ORDER BY created_at",
+            (f'{{"cron_id": "{cron_id}"}}',),
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def test_a_scheduler_that_dies_after_claiming_a_tick_loses_nothing(rt: Runtime) -> None:
+    """The fault point right after the claim: the tick stays 'claimed' with no run; another
+    scheduler takes it over and starts its run, once, even if the first one was only slow."""
+    t = base_time()
+    clock, events = ManualClock(t + timedelta(seconds=1)), Events()
+    cid = await make_cron(rt, t, concurrencyPolicy="Allow")
+
+    async def die() -> None:
+        raise RuntimeError("scheduler killed after its claim")
+
+    faults.hooks["cron.after_claim"] = die
+    try:
+        assert await fire_due(rt, clock, events) == 0
+    finally:
+        faults.hooks.pop("cron.after_claim")
+    assert [k["decision"] for k in await ticks(rt, cid)] == ["claimed"]
+    assert await cron_runs(rt, cid) == []
+    # Not abandoned yet for a scheduler that waits the default 30 s ...
+    assert await recover_ticks(rt, clock, events) == 0
+    # ... taken over by one that does not wait, concurrently with two others.
+    results = await asyncio.gather(*(recover_ticks(rt, clock, events, 0) for _ in range(3)))
+    assert sum(results) == 1
+    runs = await cron_runs(rt, cid)
+    assert [r["run_id"] for r in runs] == [tick_run_id(str(cid), t)]
+    assert runs[0]["tick"] == tick_key(str(cid), t)
+    tick = (await ticks(rt, cid))[0]
+    assert tick["decision"] == "started" and tick["run_id"] == runs[0]["run_id"]
+    # The first scheduler was only slow and goes on: the tick's run id refuses a second run.
+    async with rt.pool.connection() as conn:
+        cron = await q.fetchone(conn, "get_cron", cron_id=cid)
+    assert cron is not None
+    assert await start_tick(rt, dict(cron), t, events) == 0
+    assert len(await cron_runs(rt, cid)) == 1
+
+
+async def test_a_recovered_tick_past_its_deadline_is_missed(rt: Runtime) -> None:
+    t = base_time()
+    clock, events = ManualClock(t + timedelta(seconds=1)), Events()
+    cid = await make_cron(rt, t, concurrencyPolicy="Allow", startingDeadlineSeconds=30)
+
+    async def die() -> None:
+        raise RuntimeError("killed")
+
+    faults.hooks["cron.after_claim"] = die
+    try:
+        await fire_due(rt, clock, events)
+    finally:
+        faults.hooks.pop("cron.after_claim")
+    clock.set(t + timedelta(seconds=45))
+    assert await recover_ticks(rt, clock, events, 0) == 0
+    tick = (await ticks(rt, cid))[0]
+    assert tick["decision"] == "missed" and "scheduler died" in tick["reason"]
+    assert await cron_runs(rt, cid) == []
+
+
+async def test_three_worker_processes_fire_each_tick_once_and_a_killed_one_loses_none(
+    rt: Runtime, module_db: str, redis: Server, tmp_path: Path
+) -> None:
+    """Real processes on the offset clock: a worker that dies (exit 137) right after its
+    claim, then three workers that recover its tick and fire the next ticks, each once."""
+    t = base_time()
+    offset = tmp_path / "clock"
+    offset.write_text(f"@{(t + timedelta(seconds=1)).isoformat()}")
+    cid = await make_cron(rt, t, concurrencyPolicy="Allow")
+    env = {
+        "CRON_SCHEDULER_SLEEP_TIME": "0.2",
+        "BERTH_CRON_CLOCK_OFFSET_FILE": str(offset),
+        "BERTH_CRON_TICK_RECOVER_SECONDS": "1",
+    }
+    doomed = launch(
+        "worker",
+        module_db,
+        redis.uri,
+        tmp_path,
+        {**env, "BERTH_FAULTS": "cron.after_claim:exit"},
+        wait=False,
+    )
+    assert await asyncio.wait_for(asyncio.to_thread(doomed.proc.wait), 60) == 137
+    assert [k["decision"] for k in await ticks(rt, cid)] == ["claimed"]
+    workers = [launch("worker", module_db, redis.uri, tmp_path, env) for _ in range(3)]
+    try:
+        for minute in range(1, 5):
+            deadline = asyncio.get_running_loop().time() + 60
+            while len(await cron_runs(rt, cid)) < minute:
+                assert asyncio.get_running_loop().time() < deadline, await ticks(rt, cid)
+                await asyncio.sleep(0.2)
+            if minute < 4:
+                offset.write_text(f"@{(t + timedelta(minutes=minute, seconds=1)).isoformat()}")
+        await asyncio.sleep(2)  # time for a second fire of any tick, if one could happen
+        runs = await cron_runs(rt, cid)
+        expected = [tick_key(str(cid), t + timedelta(minutes=m)) for m in range(4)]
+        assert sorted(r["tick"] for r in runs) == expected
+        assert [k["decision"] for k in await ticks(rt, cid)] == ["started"] * 4
+    finally:
+        for w in workers:
+            w.terminate()

@@ -7,6 +7,23 @@ VALUES (%(cron_id)s, %(scheduled_at)s, 'claimed')
 ON CONFLICT DO NOTHING
 RETURNING *;
 
+-- name: take_abandoned_ticks
+-- Ticks claimed by a scheduler that never got to start their run (it died in between):
+-- each is taken over by moving its claim time to now, so only one scheduler gets it.
+UPDATE cron_tick t
+SET created_at = clock_timestamp()
+FROM (
+    SELECT cron_id, scheduled_at FROM cron_tick
+    WHERE decision = 'claimed'
+      AND created_at < clock_timestamp() - make_interval(secs => %(seconds)s)
+    ORDER BY created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) abandoned
+WHERE t.cron_id = abandoned.cron_id AND t.scheduled_at = abandoned.scheduled_at
+  AND t.decision = 'claimed'
+RETURNING t.cron_id, t.scheduled_at;
+
 -- name: set_tick
 UPDATE cron_tick
 SET decision = %(decision)s, reason = %(reason)s, run_id = %(run_id)s, thread_id = %(thread_id)s
