@@ -360,8 +360,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{args.peer_load_seconds:.0f} s; measuring at that size",
                     flush=True,
                 )
-            print(f">> measuring langgraph dev ({args.queries} searches)", flush=True)
-            results.append(asyncio.run(measure("langgraph-dev", url, loaded, load_s, args.queries)))
+            n_peer = args.peer_queries or args.queries
+            print(f">> measuring langgraph dev ({n_peer} searches)", flush=True)
+            results.append(asyncio.run(measure("langgraph-dev", url, loaded, load_s, n_peer)))
         print(results[-1].line(), flush=True)
     print("\n== semantic store search (query, namespace_prefix, limit 10), one client ==")
     for r in results:
