@@ -23,7 +23,8 @@ import yaml
 from langgraph_sdk import get_client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.runtime.conftest import RuntimeProcess, launch
+from tests.integration.runtime.conftest import RuntimeProcess, launch, wait_ready
+from tests.integration.runtime.test_multitask import steps_config, wait_for_step
 from tests.support.opskit import (
     dashboard,
     dashboard_exprs,
@@ -254,28 +255,66 @@ async def test_alerts_fire_on_trouble_and_not_on_the_recorded_healthy_run(
     assert failing.returncode != 0 and "BerthRunsPendingTooLong" in failing.stdout + failing.stderr
 
 
-async def test_postgres_down_is_a_metric_not_an_error(redis: Server, tmp_path: Path) -> None:
-    """What BerthPostgresUnreachable reads: with its Postgres gone, a runtime still answers
-    /metrics, with `berth_postgres_up 0` and no stale queue numbers."""
+async def scrape(url: str) -> list[Sample]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        resp = await http.get("/metrics")
+    assert resp.status_code == 200, resp.text
+    return [
+        (s.name, dict(s.labels), float(s.value))
+        for fam in text_string_to_metric_families(resp.text)
+        for s in fam.samples
+    ]
+
+
+async def test_trouble_shows_in_the_metrics_the_alerts_read(redis: Server, tmp_path: Path) -> None:
+    """A SIGKILLed worker's run is taken back (`berth_runs_reaped_total` of the process that
+    reaped it: BerthWorkerHeartbeatsLost) and, with no worker left, waits in the queue
+    (`berth_runs_oldest_pending_seconds` grows: BerthRunsPendingTooLong). Then Postgres goes
+    away: /metrics still answers, with `berth_postgres_up 0` (BerthPostgresUnreachable) and
+    no stale queue numbers."""
+    fx = tmp_path / "fx.log"
     with postgres_server() as pg:
-        db = create_database(pg.uri, "ops_down")
-        rp = launch("api", db, redis.uri, tmp_path)
+        db = create_database(pg.uri, "ops_trouble")
+        api = launch("api", db, redis.uri, tmp_path, wait=False)
+        worker = launch("worker", db, redis.uri, tmp_path, wait=False)
         try:
-            async with httpx.AsyncClient(base_url=rp.url, timeout=60) as http:
-                up = await http.get("/metrics")
-                assert up.status_code == 200 and "berth_postgres_up 1.0" in up.text
-                assert "berth_runs_pending 0.0" in up.text
-                # Fast shutdown of the postmaster itself (`pg.proc` is its runuser parent):
-                # Postgres ends every session and stops listening.
-                postmaster = int((pg.workdir / "data" / "postmaster.pid").read_text().split()[0])
-                os.kill(postmaster, signal.SIGINT)
-                pg.proc.wait(30)
-                down = await http.get("/metrics")
-                assert down.status_code == 200, down.text
-                assert "berth_postgres_up 0.0" in down.text
-                assert "berth_runs_pending" not in down.text
-                assert "berth_worker_slots" in down.text
+            wait_ready(api)
+            wait_ready(worker)
+            got = await scrape(api.url)
+            assert (
+                value(got, "berth_postgres_up") == 1 and value(got, "berth_runs_reaped_total") == 0
+            )
+            client = get_client(url=api.url)
+            t = await client.threads.create()
+            run = await client.runs.create(
+                t["thread_id"], "steps", input={"done": []}, config=steps_config(fx, 0.8)
+            )
+            await wait_for_step(fx, run["run_id"], "s2")
+            worker.kill()
+            deadline = asyncio.get_running_loop().time() + 30
+            while not (
+                value(got, "berth_runs_reaped_total") >= 1
+                and value(got, "berth_runs_oldest_pending_seconds") >= 1
+            ):
+                assert asyncio.get_running_loop().time() < deadline, got
+                await asyncio.sleep(0.3)
+                got = await scrape(api.url)
+            assert value(got, "berth_runs_pending") == 1
+            assert value(got, "berth_worker_slots") == 0  # the api role runs no runs itself
+
+            # Fast shutdown of the postmaster itself (`pg.proc` is its runuser parent):
+            # Postgres ends every session and stops listening.
+            postmaster = int((pg.workdir / "data" / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGINT)
+            pg.proc.wait(30)
+            down = await scrape(api.url)
+            names = {n for n, _, _ in down}
+            assert value(down, "berth_postgres_up") == 0
+            assert "berth_runs_pending" not in names and "berth_worker_slots" in names
+            assert value(down, "berth_runs_reaped_total") >= 1  # counters stay
+            async with httpx.AsyncClient(base_url=api.url, timeout=60) as http:
                 stats = (await http.get("/metrics", params={"format": "json"})).json()
-                assert stats["postgres_up"] is False
+            assert stats["postgres_up"] is False
         finally:
-            rp.terminate()
+            api.terminate()
+            worker.kill()
