@@ -68,6 +68,12 @@ test-integration: install promtool ## Integration tests: real Postgres and Redis
 soak: install ## Chaos soak: 16 langgraph-sdk clients while workers, the API, Redis and Postgres are killed (SOAK_ARGS, e.g. --seconds 60)
 	$(PY) -m tests.soak $(SOAK_ARGS)
 
+FUZZ_EXAMPLES ?= 25
+.PHONY: fuzz
+fuzz: install ## Schemathesis on every API operation (all phases, with and without custom auth) and the tenant isolation property, longer (FUZZ_EXAMPLES=25, FUZZ_ARGS for pytest)
+	BERTH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) BERTH_FUZZ_FULL=1 BERTH_FUZZ_PROGRESS=1 \
+	  $(PYTEST) -m integration -s -v tests/integration/fuzz $(FUZZ_ARGS)
+
 .PHONY: test-cluster
 test-cluster: install controlplane ## Cluster tests: real local control plane with kwok nodes, operator against it
 	@echo ">> cluster tests (local control plane)"
@@ -82,9 +88,10 @@ cluster-down: ## Stop the local control plane started by cluster-up
 	@$(PY) -m tests.support.controlplane down
 
 .PHONY: node
-node: install controlplane ## Build (once, cached) kubelet, kube-proxy, containerd, ctr and CoreDNS from Go modules; runc/CNI from Debian
+node: install controlplane ## Build (once, cached) kubelet, kube-proxy, containerd, ctr, CoreDNS and kube-router from Go modules; runc/CNI/ipset from Debian
 	@bash hack/ensure-node-debs.sh
 	@bash hack/build-node.sh >/dev/null
+	@bash hack/build-kube-router.sh >/dev/null
 
 .PHONY: node-up
 node-up: images node ## Start a control plane and a real kubelet node in namespaces of their own; writes .berth/e2e/controlplane/kubeconfig

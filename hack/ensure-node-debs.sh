@@ -3,7 +3,7 @@
 # (the OCI runtime containerd's shim calls), the CNI plugins (bridge, host-local,
 # loopback, portmap), iptables (kube-proxy, the node's egress guard), iproute2 and
 # util-linux (network/mount namespaces: ip, nsenter, unshare), conntrack
-# (kube-proxy clears stale UDP entries with it).
+# (kube-proxy clears stale UDP entries with it), ipset (kube-router's address sets).
 set -euo pipefail
 pkgs=()
 [ -x /usr/sbin/runc ] || pkgs+=(runc)
@@ -12,6 +12,8 @@ command -v iptables >/dev/null 2>&1 || pkgs+=(iptables)
 command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || pkgs+=(util-linux)
 command -v conntrack >/dev/null 2>&1 || pkgs+=(conntrack)
+# ipset: kube-router (the node's NetworkPolicy engine) keeps Pod address sets in it.
+command -v ipset >/dev/null 2>&1 || [ -x /usr/sbin/ipset ] || pkgs+=(ipset)
 if [ "${#pkgs[@]}" -eq 0 ]; then
   exit 0
 fi

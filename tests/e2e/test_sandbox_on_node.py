@@ -34,6 +34,8 @@ POOL = "py"
 CLAIM = "c1"
 API_HOST = f"api.{UPSTREAM_NS}.svc.cluster.local"
 SECRET_PREFIX = "sk-e2e-"
+ALLOWED_DEPLOYMENT = "agent"
+ECHO_PORT = 9053
 PSA = {
     "pod-security.kubernetes.io/enforce": "privileged",
     "pod-security.kubernetes.io/warn": "restricted",
@@ -209,8 +211,14 @@ def pool_manifest(e2e: E2E, api_ip: str) -> dict[str, Any]:
                         ],
                     }
                 ],
-                "egress": {"allowCIDRs": [f"{api_ip}/32"]},
+                # The proxy dials the Service address; the NetworkPolicy (evaluated after
+                # kube-proxy's translation) must let the Service's Pods through.
+                "egress": {
+                    "allowCIDRs": [f"{api_ip}/32"],
+                    "allowServices": [{"name": "api", "namespace": UPSTREAM_NS}],
+                },
             },
+            "networkPolicy": {"allowedDeployments": [ALLOWED_DEPLOYMENT]},
         },
     }
 
@@ -486,3 +494,157 @@ def test_cold_claim_starts_a_pod_of_its_own(sandbox: Sandbox) -> None:
     print(f"cold claim bound {seconds:.2f} s after apply")
     assert status["status"]["launchType"] == "cold", status
     assert seconds < 60, seconds
+
+
+# --- the managed NetworkPolicy, enforced on the node by kube-router -----------------------
+
+UDP_ECHO = f"""
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", {ECHO_PORT}))
+while True:
+    data, peer = s.recvfrom(2048)
+    s.sendto(b"echo:" + data, peer)
+"""
+
+# Runs in a Pod: "answer" if the UDP echo answered, "no answer" if nothing came back.
+UDP_PROBE = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+for _ in range(2):
+    s.sendto(b"ping", (sys.argv[1], int(sys.argv[2])))
+    try:
+        print("answer" if s.recvfrom(2048)[0] == b"echo:ping" else "bad answer")
+        break
+    except socket.timeout:
+        pass
+else:
+    print("no answer")
+"""
+
+# Runs in a Pod: whether a TCP connection to ip:port opens.
+TCP_PROBE = r"""
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+    print("connected")
+except OSError as e:
+    print("refused" if isinstance(e, ConnectionRefusedError) else "failed " + repr(e))
+"""
+
+
+def _probe_pod(e2e: E2E, name: str, namespace: str, labels: dict[str, str], script: str) -> Any:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": e2e.image("berth-test-curl"),
+                    "command": ["python3", "-u", "-c", script],
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 1000,
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                }
+            ],
+        },
+    }
+
+
+@dataclass
+class Probes:
+    echo_ip: str  # a UDP echo Pod in the upstream namespace (no policy selects it)
+    echo_service_ip: str
+    outsider: str  # a plain Pod in the sandboxes namespace
+    runtime: str  # labelled as a server Pod of the allowed AgentDeployment
+    other_sandbox: str  # the same labels, but a sandbox of another pool
+
+
+@pytest.fixture(scope="module")
+def probes(sandbox: Sandbox) -> Probes:
+    e2e = sandbox.e2e
+    idle = "import time\nwhile True: time.sleep(3600)"
+    runtime_labels = {
+        "berth.dev/agentdeployment": ALLOWED_DEPLOYMENT,
+        "app.kubernetes.io/component": "server",
+    }
+    docs = [
+        _probe_pod(e2e, "echo", UPSTREAM_NS, {"app": "echo"}, UDP_ECHO),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "echo", "namespace": UPSTREAM_NS},
+            "spec": {
+                "selector": {"app": "echo"},
+                "ports": [{"protocol": "UDP", "port": ECHO_PORT, "targetPort": ECHO_PORT}],
+            },
+        },
+        _probe_pod(e2e, "outsider", NS, {"app": "outsider"}, idle),
+        _probe_pod(e2e, "runtime", NS, runtime_labels, idle),
+        _probe_pod(
+            e2e, "other-sandbox", NS, {**runtime_labels, "berth.dev/from-pool": "other"}, idle
+        ),
+    ]
+    e2e.kubectl("apply", "-f", "-", input=_docs(*docs))
+    for ns, name in (
+        (UPSTREAM_NS, "echo"),
+        (NS, "outsider"),
+        (NS, "runtime"),
+        (NS, "other-sandbox"),
+    ):
+        e2e.kubectl("-n", ns, "wait", "--for=condition=Ready", f"pod/{name}", "--timeout=120s")
+    echo = json.loads(e2e.kubectl("-n", UPSTREAM_NS, "get", "pod", "echo", "-o", "json"))
+    svc = json.loads(e2e.kubectl("-n", UPSTREAM_NS, "get", "svc", "echo", "-o", "json"))
+    return Probes(
+        echo_ip=echo["status"]["podIP"],
+        echo_service_ip=svc["spec"]["clusterIP"],
+        outsider="outsider",
+        runtime="runtime",
+        other_sandbox="other-sandbox",
+    )
+
+
+def _in_pod(e2e: E2E, pod: str, script: str, *args: str) -> str:
+    return e2e.kubectl("-n", NS, "exec", pod, "--", "python3", "-c", script, *args).strip()
+
+
+def test_policy_engine_runs_on_the_node(sandbox: Sandbox) -> None:
+    """kube-router programs the pool's policy into the node's iptables."""
+    rules = sandbox.e2e.node.exec("iptables", "-S")
+    assert "KUBE-ROUTER-FORWARD" in rules
+    assert "KUBE-NWPLCY-" in rules and "KUBE-POD-FW-" in rules, rules
+
+
+def test_udp_bypassing_the_proxy_reaches_neither_a_pod_nor_a_service(
+    sandbox: Sandbox, probes: Probes
+) -> None:
+    """UDP is not redirected to the proxy; the NetworkPolicy stops it. The same probe from a
+    Pod no policy selects gets its answer, so the silence is the policy's doing."""
+    e2e, port = sandbox.e2e, str(ECHO_PORT)
+    assert _in_pod(e2e, probes.outsider, UDP_PROBE, probes.echo_ip, port) == "answer"
+    assert _in_pod(e2e, probes.outsider, UDP_PROBE, probes.echo_service_ip, port) == "answer"
+    assert sandbox.exec("python3", "-c", UDP_PROBE, probes.echo_ip, port).strip() == "no answer"
+    out = sandbox.exec("python3", "-c", UDP_PROBE, probes.echo_service_ip, port)
+    assert out.strip() == "no answer"
+    # ... nor the metadata address, nor a denied port of the allowed upstream Pod.
+    for ip, p in (("169.254.169.254", "53"), (sandbox.upstream_pod_ip, port)):
+        assert sandbox.exec("python3", "-c", UDP_PROBE, ip, p).strip() == "no answer"
+
+
+def test_only_the_allowed_runtime_pods_reach_the_executor(sandbox: Sandbox, probes: Probes) -> None:
+    """Ingress to the executor port: the allowed AgentDeployment's runtime Pods only; not a
+    plain Pod, and not another pool's sandbox even with the same labels."""
+    e2e = sandbox.e2e
+    pod = json.loads(e2e.kubectl("-n", NS, "get", "pod", sandbox.pod, "-o", "json"))
+    ip, port = pod["status"]["podIP"], "8790"
+    assert _in_pod(e2e, probes.runtime, TCP_PROBE, ip, port) == "connected"
+    assert _in_pod(e2e, probes.outsider, TCP_PROBE, ip, port) != "connected"
+    assert _in_pod(e2e, probes.other_sandbox, TCP_PROBE, ip, port) != "connected"

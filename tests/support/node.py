@@ -2,7 +2,8 @@
 
 kubelet and kube-proxy (the control plane's release), containerd with its runc
 shim (all built from Go modules by hack/build-node.sh), Debian's runc and CNI
-plugins, and CoreDNS. The host stays untouched: the node lives in a network
+plugins, CoreDNS, and kube-router's firewall controller as the NetworkPolicy engine
+(hack/build-kube-router.sh, Debian's ipset). The host stays untouched: the node lives in a network
 namespace of its own (bridge CNI, kube-proxy's iptables rules, all inside it),
 joined to the host by one veth pair, and in a private mount namespace held open
 by one process, so every mount it makes (container root filesystems, volumes,
@@ -81,16 +82,44 @@ def run(*argv: str, check: bool = True, input: str | None = None) -> str:
     return result.stdout
 
 
+def _built(script: str) -> Path:
+    """Run a hack/ build script (cached); its last line of output is the path it built."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "hack" / script)], stdout=subprocess.PIPE, text=True, check=True
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
 def node_binaries() -> Path:
     """Build kubelet, kube-proxy, containerd and CoreDNS if needed; return their folder."""
     subprocess.run(["bash", str(ROOT / "hack" / "ensure-node-debs.sh")], check=True)
-    out = subprocess.run(
-        ["bash", str(ROOT / "hack" / "build-node.sh")],
-        stdout=subprocess.PIPE,
-        text=True,
-        check=True,
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
+    return _built("build-node.sh")
+
+
+def kube_router_binary() -> Path:
+    """kube-router, the node's NetworkPolicy engine (its own cache; see the script)."""
+    return _built("build-kube-router.sh")
+
+
+def start_network_policy_engine(node: Node, kubeconfig: Path) -> None:
+    """kube-router's firewall controller alone (no routing, no service proxy, no CNI: the
+    bridge plugin and kube-proxy do those) enforces NetworkPolicies on this node's Pods with
+    iptables and ipset, in the node's network namespace."""
+    spawn(node, "kube-router", [
+        str(kube_router_binary()),
+        f"--kubeconfig={kubeconfig}",
+        f"--hostname-override={NODE_NAME}",
+        "--run-firewall=true",
+        "--run-router=false",
+        "--run-service-proxy=false",
+        "--enable-cni=false",
+        "--metrics-port=0",
+        "--v=1",
+    ])  # fmt: skip
+    wait_for(
+        lambda: "KUBE-ROUTER-FORWARD" in node.exec("iptables", "-S", check=False),
+        60, "kube-router's NetworkPolicy chains", node,
+    )  # fmt: skip
 
 
 @dataclass
@@ -533,7 +562,9 @@ def start_node(cp: ControlPlane, pause: tuple[str, Path], registry: str = REGIST
             node, "kube-proxy", [str(bins / "kube-proxy"), f"--config={state / 'kube-proxy.yaml'}"]
         )
         wait_for(lambda: node_ready(cp), 90, f"node {NODE_NAME} Ready", node)
-        log(f"node {NODE_NAME} Ready in {time.monotonic() - t0:.1f}s; starting CoreDNS")
+        log(f"node {NODE_NAME} Ready in {time.monotonic() - t0:.1f}s; starting kube-router")
+        start_network_policy_engine(node, kubeconfig)
+        log("NetworkPolicies enforced (kube-router); starting CoreDNS")
         start_coredns(node)
         volumes = "\n---\n".join(yaml.safe_dump(v) for v in local_volumes(state))
         cp.kubectl("apply", "-f", "-", input=volumes)
@@ -732,7 +763,7 @@ def node_ready(cp: ControlPlane) -> bool:
 
 
 def stop_node(node: Node) -> None:
-    for name in ("kube-proxy", "kubelet", "containerd"):
+    for name in ("kube-router", "kube-proxy", "kubelet", "containerd"):
         pid = node.pids.get(name)
         if pid:
             with contextlib.suppress(ProcessLookupError):
