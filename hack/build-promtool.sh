@@ -13,7 +13,7 @@ if [ -x "$bin/promtool" ]; then
   echo "$bin/promtool"
   exit 0
 fi
-command -v go >/dev/null || { echo "build-promtool: 'go' is not on PATH; install Go 1.26+" >&2; exit 1; }
+command -v go >/dev/null || { echo "build-promtool: 'go' is not on PATH; install Go 1.26.7+ (Prometheus's go.mod asks for it)" >&2; exit 1; }
 mkdir -p "$bin"
 start=$(date +%s)
 echo ">> cold build of promtool $version into $bin (several minutes on 2 cores; later runs reuse the cache)" >&2
