@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from berth_runtime.agent_auth.config import parse_agent_auth
 from berth_runtime.api import assistants, system
 from berth_runtime.api.errors import install_error_handlers
+from berth_runtime.api.openapi import install_openapi
 from berth_runtime.config import BerthConfig, Settings
 from berth_runtime.context import Runtime
 from berth_runtime.cors import cors_options
@@ -157,6 +158,7 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
     # Added last, so outermost: preflights and auth failures get CORS headers too.
     app.add_middleware(CORSMiddleware, **cors_options(config.http_cors, os.environ))
     install_error_handlers(app)
+    install_openapi(app, custom_auth=config.auth is not None)
     app.include_router(system.router)
     if api_served:
         from berth_runtime.api import (

@@ -328,14 +328,20 @@ async def get_provider(request: Request, provider_id: str) -> Response:
     return json_response(_provider_json((await _call(svc.provider(provider_id))).public()))
 
 
-@router.api_route("/providers", methods=["POST"])
+PROVIDERS_ARE_DECLARED = (
+    "providers are declared, not created over the API: langgraph.json 'agent_auth.providers' "
+    "or the AgentDeployment's spec.agentAuth.providers"
+)
+
+
+@router.post("/providers")
+async def create_provider(request: Request) -> Response:
+    raise HTTPException(405, PROVIDERS_ARE_DECLARED)
+
+
 @router.api_route("/providers/{provider_id}", methods=["PATCH", "DELETE"])
-async def change_provider(request: Request) -> Response:
-    raise HTTPException(
-        405,
-        "providers are declared, not created over the API: langgraph.json 'agent_auth.providers' "
-        "or the AgentDeployment's spec.agentAuth.providers",
-    )
+async def change_provider(request: Request, provider_id: str) -> Response:
+    raise HTTPException(405, PROVIDERS_ARE_DECLARED)
 
 
 @router.post("/keys/rotate")

@@ -215,6 +215,24 @@ async def _search_filter(
 async def assistant_for(request: Request, assistant_id: str, action: str) -> dict[str, Any]:
     """The assistant, or 404 (also when the auth handlers' filter hides it)."""
     assistant = await resolve_assistant(rt_of(request), assistant_id)
+    return await _visible_assistant(request, assistant, assistant_id, action)
+
+
+async def assistant_to_use(request: Request, assistant_id: str) -> dict[str, Any]:
+    """The assistant a run, a cron or a cron search names: one the caller may read (the
+    `assistants` `read` handler's filter), or a graph's default assistant, which belongs to the
+    deployment and which every user may run; else 404, the answer for an id that does not exist
+    (found by the tenant isolation test: any user could run or schedule another's assistant)."""
+    assistant = await resolve_assistant(rt_of(request), assistant_id)
+    no_auth = getattr(request.app.state, "auth", None) is None
+    if no_auth or assistant["assistant_id"] == default_assistant_id(assistant["graph_id"]):
+        return assistant
+    return await _visible_assistant(request, assistant, assistant_id, "read")
+
+
+async def _visible_assistant(
+    request: Request, assistant: dict[str, Any], assistant_id: str, action: str
+) -> dict[str, Any]:
     value = {
         "assistant_id": assistant["assistant_id"],
         "graph_id": assistant["graph_id"],

@@ -12,12 +12,12 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
+from berth_runtime.api.assistants import assistant_to_use
 from berth_runtime.api.common import (
     count_rows,
     json_response,
     order_by,
     parse_uuid,
-    resolve_assistant,
     rt_of,
     search_page,
 )
@@ -73,7 +73,7 @@ def _check_payload(cron: dict[str, Any]) -> None:
 async def _create(request: Request, body: CronCreate, thread_id: uuid.UUID | None) -> Response:
     rt = rt_of(request)
     _check_fields(request, body)
-    assistant = await resolve_assistant(rt, body.assistant_id)
+    assistant = await assistant_to_use(request, body.assistant_id)
     payload = payload_of(body.model_dump())
     payload["assistant_id"] = str(assistant["assistant_id"])
     cron: dict[str, Any] = {
@@ -196,7 +196,6 @@ async def delete_cron(cron_id: str, request: Request) -> Response:
 async def _filters(
     request: Request, body: CronSearch | CronCount
 ) -> tuple[sql.Composable, dict[str, Any]]:
-    rt = rt_of(request)
     value: dict[str, Any] = {"metadata": body.metadata, "thread_id": body.thread_id}
     auth_filter = await authorize(request, "crons", "search", value)
     clauses: list[sql.Composable] = [
@@ -208,7 +207,7 @@ async def _filters(
         "auth_filter": Jsonb(containment(auth_filter)),
     }
     if body.assistant_id:
-        assistant = await resolve_assistant(rt, body.assistant_id)
+        assistant = await assistant_to_use(request, body.assistant_id)
         clauses.append(sql.SQL("assistant_id = %(assistant_id)s"))
         params["assistant_id"] = assistant["assistant_id"]
     if body.thread_id:

@@ -41,7 +41,8 @@ ORJSON_VALUE_ERRORS = frozenset({"Integer exceeds 64-bit range", "str is not val
 def client_value_error(exc: BaseException) -> str | None:
     """A message for a value the client sent that the storage cannot hold (found by fuzzing:
     a NUL byte or an out-of-range number for Postgres, an integer beyond 64 bits for JSON,
-    an empty namespace label), or None for a real bug."""
+    an empty namespace label, a store filter operator that does not exist), or None for a real
+    bug."""
     if isinstance(exc, psycopg.DataError):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"invalid value: {first}"
@@ -50,6 +51,9 @@ def client_value_error(exc: BaseException) -> str | None:
         return f"invalid value: {exc}"
     if isinstance(exc, InvalidNamespaceError):
         return f"invalid namespace: {exc}"
+    # LangGraph's store, for a filter `{"field": {"op": ...}}` whose op is not `$eq`, `$gt`, ...
+    if isinstance(exc, ValueError) and str(exc).startswith("Unsupported operator: "):
+        return f"invalid filter: {exc}"
     return None
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
+from berth_runtime.api.assistants import assistant_to_use
 from berth_runtime.api.common import json_response, paging_headers, parse_uuid, row_json, rt_of
 from berth_runtime.auth.authorize import authorize, visible
 from berth_runtime.auth.ownership import stamp_owner
@@ -56,6 +57,8 @@ async def _create(request: Request, body: _RunCreate, thread_id: str | None) -> 
             row = await q.fetchone(conn, "get_thread", thread_id=parse_uuid(thread_id, "thread_id"))
         if row is not None and not visible(row["metadata"], filters):
             raise HTTPException(404, f"Thread '{thread_id}' not found")
+    if request.app.state.auth is not None:  # without custom auth, create_run resolves it
+        await assistant_to_use(request, body.assistant_id)
     return await create_run(rt_of(request), body, thread_id, user_of(request))
 
 

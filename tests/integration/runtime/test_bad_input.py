@@ -43,6 +43,7 @@ GARBAGE: list[Any] = [
     {"prefix": [""], "suffix": [""]},
     {"namespace_prefix": ["a", ""]},
     {"namespace": ["a", ""], "key": "k", "value": {}},
+    {"filter": {"field": {"no-such-operator": 1}}},
 ]
 
 
