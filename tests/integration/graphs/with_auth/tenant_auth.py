@@ -1,7 +1,8 @@
 """The Agent Server docs' multi-tenant policy: every resource is stamped with its owner on
 create and every other action is filtered by `{"owner": user}`; store namespaces start with
-the user's identity. BERTH_TEST_LEAKY_AUTH names one resource the policy forgets to filter
-(the deliberately broken variant the isolation test must catch)."""
+the user's identity. BERTH_TEST_LEAKY_AUTH names resources (comma-separated: threads, store,
+...) the policy forgets to filter (the deliberately broken variant the isolation test must
+catch)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from langgraph_sdk import Auth
 auth = Auth()
 
 TOKENS = {"token-alice": "alice", "token-bob": "bob", "token-carol": "carol"}
-LEAKY = os.environ.get("BERTH_TEST_LEAKY_AUTH", "")
+LEAKY = set(os.environ.get("BERTH_TEST_LEAKY_AUTH", "").split(","))
 
 
 @auth.authenticate
@@ -26,7 +27,7 @@ async def authenticate(authorization: str | None) -> Auth.types.MinimalUserDict:
 
 @auth.on
 async def add_owner(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str] | None:
-    if ctx.resource == LEAKY and ctx.action != "create":
+    if ctx.resource in LEAKY and ctx.action != "create":
         return None
     filters = {"owner": ctx.user.identity}
     if isinstance(value, dict):
@@ -38,6 +39,6 @@ async def add_owner(ctx: Auth.types.AuthContext, value: Any) -> dict[str, str] |
 
 @auth.on.store()
 async def own_namespace(ctx: Auth.types.AuthContext, value: Any) -> None:
-    if LEAKY == "store":
+    if "store" in LEAKY:
         return
     value["namespace"] = (ctx.user.identity, *value["namespace"])
