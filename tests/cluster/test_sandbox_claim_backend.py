@@ -25,6 +25,7 @@ from berth_runtime.sandbox.provider import SandboxProvider
 from berth_runtime.sandbox.resolvers import (
     ACTIVITY_ANNOTATION,
     ClaimResolver,
+    SandboxUnavailable,
     ScopeKey,
     parse_rfc3339,
 )
@@ -73,13 +74,22 @@ class Clock:
 
 
 def _bind_when_created(
-    api: kubernetes.client.ApiClient, ns: str, executor: Executor, deadline: float
+    api: kubernetes.client.ApiClient,
+    ns: str,
+    executor: Executor,
+    deadline: float,
+    not_uid: str | None = None,
 ) -> str:
-    """Play the operator (and kubelet): wait for the runtime's claim, bind it to 127.0.0.1,
-    and put the claim's token hash into the executor's token file ``FILE_LAG`` later."""
+    """Play the operator (and kubelet): wait for the runtime's claim (not ``not_uid``), bind
+    it to 127.0.0.1, and put its token hash into the executor's token file ``FILE_LAG``
+    later."""
     objects = kubernetes.client.CustomObjectsApi(api)
     while time.monotonic() < deadline:
-        items = objects.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+        items = [
+            i
+            for i in objects.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+            if i["metadata"]["uid"] != not_uid and not i["metadata"].get("deletionTimestamp")
+        ]
         if items:
             name = items[0]["metadata"]["name"]
             digest = items[0]["spec"]["executorTokenSHA256"]
@@ -203,4 +213,94 @@ async def test_thread_sandbox_claimed_used_recorded_and_released(
     released = await provider.reap()
     assert [k.value for k in released] == ["thread-1"]
     assert _claim(api_client, namespace, name) is None
+    await provider.aclose()
+
+
+def _resolver(
+    namespace: str, api_client: kubernetes.client.ApiClient, executor: Executor, ready: float
+) -> tuple[ClaimResolver, SandboxProvider]:
+    port = int(executor.url.rsplit(":", 1)[1])
+    resolver = ClaimResolver(
+        namespace,
+        "py",
+        ready_timeout=ready,
+        claims=SandboxClaims(api_client),
+        executor_port=port,
+        token_key=KEY,
+        token_wait=60,
+    )
+    settings = parse_sandbox({"pool": "py", "scope": "thread", "ttlSeconds": 300})
+    return resolver, SandboxProvider(settings, resolver, auto_reap=False)
+
+
+def _stall(api: kubernetes.client.ApiClient, ns: str, name: str, reason: str) -> None:
+    """The operator's status of a finished claim (its Pod deleted)."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    conditions = [
+        {"type": t, "status": s, "reason": reason, "message": f"{reason} (test)",
+         "lastTransitionTime": now}
+        for t, s in (("Ready", "False"), ("Stalled", "True"))
+    ]  # fmt: skip
+    kubernetes.client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+        GROUP, VERSION, ns, PLURAL, name, {"status": {"conditions": conditions}},
+        _content_type="application/merge-patch+json",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("reason", ["Expired", "SandboxLost"])
+async def test_finished_claim_of_the_thread_is_replaced_by_a_fresh_one(
+    claim_crd: None,
+    namespace: str,
+    api_client: kubernetes.client.ApiClient,
+    executor: Executor,
+    reason: str,
+) -> None:
+    """A claim left by a runtime process that restarted, then expired by the pool's
+    idleTimeout (or lost its Pod), never becomes Ready again: the thread's next call
+    deletes it and works on a fresh claim instead of failing for good."""
+    assert executor.hash_file is not None
+    executor.hash_file.write_text("")
+    old = await SandboxClaims(api_client).ensure_claim(
+        namespace, "py", thread_id="thread-2", token_key=KEY
+    )
+    _stall(api_client, namespace, old.name, reason)
+    _, provider = _resolver(namespace, api_client, executor, ready=60)
+    backend = ScopedSandboxBackend(provider, {"configurable": {"thread_id": "thread-2"}})
+    binder = asyncio.create_task(
+        asyncio.to_thread(
+            _bind_when_created,
+            api_client,
+            namespace,
+            executor,
+            time.monotonic() + 60,
+            old.uid,
+        )
+    )
+    result = await backend.aexecute("echo on a fresh claim")
+    name = await binder
+    assert (result.output.strip(), result.exit_code) == ("on a fresh claim", 0)
+    assert name == old.name  # the thread's claim name, made anew
+    fresh = _claim(api_client, namespace, name)
+    assert fresh is not None and fresh["metadata"]["uid"] != old.uid
+    assert fresh["metadata"]["labels"]["berth.dev/thread-id"] == "thread-2"
+    await provider.aclose()
+
+
+async def test_claim_not_ready_in_time_is_released(
+    claim_crd: None,
+    namespace: str,
+    api_client: kubernetes.client.ApiClient,
+    executor: Executor,
+) -> None:
+    """A claim that is not Ready within readyTimeoutSeconds (here: nothing binds it, as
+    with a missing pool) fails the call naming its state, and is deleted: bound later, no
+    lease would ever release it."""
+    _, provider = _resolver(namespace, api_client, executor, ready=2)
+    backend = ScopedSandboxBackend(provider, {"configurable": {"thread_id": "thread-3"}})
+    with pytest.raises(SandboxUnavailable, match="not Ready"):
+        await backend.aexecute("true")
+    items = kubernetes.client.CustomObjectsApi(api_client).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL
+    )["items"]
+    assert [i for i in items if not i["metadata"].get("deletionTimestamp")] == []
     await provider.aclose()

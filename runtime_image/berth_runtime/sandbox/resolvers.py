@@ -7,6 +7,7 @@ reads), so a replica does not release a sandbox that another replica is still us
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,11 +16,17 @@ from typing import Any, Protocol
 
 from berth_runtime.sandbox.settings import Scope
 
+log = logging.getLogger(__name__)
+
 EXECUTOR_PORT = 8790
 ACTIVITY_ANNOTATION = "berth.dev/last-activity"
 DEFAULT_TOKEN_WAIT_SECONDS = 90.0
 """How long after binding a 401 is taken for the executor's stale token file (see
 `ExecutorBackend`'s `token_grace`): kubelet refreshes downwardAPI files on its sync period."""
+
+
+RENEWABLE_REASONS = frozenset({"Expired", "SandboxLost", "TokenMismatch"})
+"""Claims that can never serve again: released, and a fresh one made in their place."""
 
 
 class SandboxUnavailable(RuntimeError):
@@ -171,12 +178,16 @@ class ClaimResolver:
                 bound = await api.wait_ready(claim, self.ready_timeout)
                 break
             except ClaimFailed as e:
-                if e.reason != "TokenMismatch" or attempt:
+                if e.reason not in RENEWABLE_REASONS or attempt:
                     raise SandboxUnavailable(str(e)) from e
-                # Made under another key (the key Secret was replaced): its sandbox cannot be
-                # reached any more, so start over with a claim this key can talk to.
+                # Finished (Expired, SandboxLost: the claim of a lease a restarted process
+                # held) or made under another key (the key Secret was replaced): it never
+                # becomes usable again, so start over with a fresh claim.
                 await api.release(claim)
             except TimeoutError as e:
+                # Nobody holds a lease on it: bound later, it would keep a Pod until the
+                # pool's lifecycle limits. The next call makes a new one.
+                await self._release_quietly(api, claim)
                 raise SandboxUnavailable(str(e)) from e
         return Bound(
             executor_url(bound.pod_ip, self._port),
@@ -185,6 +196,13 @@ class ClaimResolver:
             claim,
             token_grace(bound.bound_at, self._token_wait, time.time()),
         )
+
+    @staticmethod
+    async def _release_quietly(api: Any, claim: Any) -> None:
+        try:
+            await api.release(claim)
+        except Exception as e:  # the timeout is the error to report
+            log.warning("releasing sandbox claim %s failed: %r", getattr(claim, "name", claim), e)
 
     async def release(self, bound: Bound) -> None:
         await self._api().release(bound.handle)
