@@ -400,8 +400,8 @@ class LinePrefixer:
 
 def label_unsafe_output() -> None:
     """From now on every line this process prints says the database was not durable."""
-    sys.stdout = LinePrefixer(sys.stdout, UNSAFE_LABEL)  # type: ignore[assignment]
-    sys.stderr = LinePrefixer(sys.stderr, UNSAFE_LABEL)  # type: ignore[assignment]
+    sys.stdout = LinePrefixer(sys.stdout, UNSAFE_LABEL)
+    sys.stderr = LinePrefixer(sys.stderr, UNSAFE_LABEL)
 
 
 def run_script(script: str) -> None:

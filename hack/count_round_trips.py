@@ -22,6 +22,7 @@ import collections
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -108,23 +109,29 @@ async def count(
         await asyncio.sleep(STATS_SETTLE_SECONDS)
         offset, before = Path(log_path).stat().st_size, redis_calls(redis_uri)  # noqa: ASYNC240
         pg_before = postgres_counters(database_uri)
+        started = time.monotonic()
         await asyncio.gather(*(run_back_to_back(client, t, phase, runs) for t in threads))
-        await asyncio.sleep(STATS_SETTLE_SECONDS)
-        pg_after = postgres_counters(database_uri)
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(0.5)
         total = clients * runs
         statements = logged_statements(log_path, offset)
         after = redis_calls(redis_uri)
+        await asyncio.sleep(STATS_SETTLE_SECONDS)
+        pg_after = postgres_counters(database_uri)
         commands = {k: (v - before.get(k, 0)) / total for k, v in after.items()}
         commands = {k: v for k, v in commands.items() if v > 0}
         print(f"{phase}: {sum(statements.values()) / total:.2f} Postgres statements per run")
         for label, n in statements.most_common():
             print(f"  {n / total:6.2f}  {label}")
-        print(f"{phase}: Postgres per run (includes the 6 queries reading these counters)")
+        print(
+            f"{phase}: Postgres per run ({elapsed:.1f} s of runs; these counters also hold "
+            f"the {2 * STATS_SETTLE_SECONDS:.0f} s around them and their own 6 queries)"
+        )
         for name, value in pg_after.items():
             print(f"  {(value - pg_before[name]) / total:8.2f}  {name}")
         print(f"{phase}: {sum(commands.values()):.2f} Redis commands per run")
-        for name, n in sorted(commands.items()):
-            print(f"  {n:6.2f}  {name}")
+        for name, calls in sorted(commands.items()):
+            print(f"  {calls:6.2f}  {name}")
 
 
 def main() -> int:
