@@ -59,6 +59,11 @@ def ok(r: httpx.Response) -> Any:
     return r.json() if r.content else None
 
 
+def secret_of(user: str) -> str:
+    """The value of the user's store item: found in no answer to another user."""
+    return f"secret-value-of-{user}"
+
+
 def create_tenant(server: RuntimeProcess, user: str) -> Tenant:
     h = client(server, user)
     me = Tenant(user, h, store_key=f"key-of-{user}")
@@ -79,7 +84,7 @@ def create_tenant(server: RuntimeProcess, user: str) -> Tenant:
     body = {"assistant_id": me.ids["a"], "schedule": SCHEDULE}
     me.ids["c"] = ok(h.post(f"/threads/{me.ids['t']}/runs/crons", json=body))["cron_id"]
     me.ids["cs"] = ok(h.post("/runs/crons", json=body))["cron_id"]
-    item = {"namespace": ["prefs"], "key": me.store_key, "value": {"secret": f"of-{user}"}}
+    item = {"namespace": ["prefs"], "key": me.store_key, "value": {"secret": secret_of(user)}}
     ok(h.put("/store/items", json=item))
     # The attacker's own thread, to aim runs at the victim's assistant from a thread it owns.
     me.ids["own_t"] = ok(h.post("/threads", json={}))["thread_id"]
@@ -310,8 +315,9 @@ def attack(op: Op, attacker: Tenant, victim: Tenant, out: Outcome) -> None:
         return
     # What the victim has and the attacker did not name itself (a 404 may echo the id sent).
     sent = f"{foreign.request.url} {foreign.request.content.decode(errors='replace')}"
-    secrets = {s for s in victim.every_id() | {victim.store_key} if s not in sent}
-    secrets.add(f"of-{victim.name}")
+    # (The store key is no secret: an attacker may name the same key in its own namespace.)
+    secrets = {s for s in victim.every_id() if s not in sent}
+    secrets.add(secret_of(victim.name))
     if op.kind in ("id", "same"):
         reference = send({**values, **{k: str(uuid.uuid4()) for k in VICTIM_IDS}})
         if normalized(foreign) != normalized(reference):
