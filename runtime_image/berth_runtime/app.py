@@ -16,10 +16,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from berth_runtime.agent_auth.config import parse_agent_auth
 from berth_runtime.api import assistants, system
 from berth_runtime.api.errors import install_error_handlers
+from berth_runtime.api.limits import RequestSizeLimit, StreamsPerClient
 from berth_runtime.api.openapi import install_openapi
+from berth_runtime.bus import Bus
 from berth_runtime.config import BerthConfig, Settings
 from berth_runtime.context import Runtime
 from berth_runtime.cors import cors_options
+from berth_runtime.crons.scheduler import scheduler_loop
 from berth_runtime.db.checkpointer import PooledPostgresSaver
 from berth_runtime.db.migrate import migrate
 from berth_runtime.db.pool import open_pool
@@ -27,7 +30,6 @@ from berth_runtime.graphs.loader import GraphRegistry
 from berth_runtime.queue.worker import Worker
 from berth_runtime.sandbox.lifecycle import start_sandboxes, stop_sandboxes
 from berth_runtime.store.index import BerthStore, StoreIndexError, setup_store_index
-from berth_runtime.streams.bus import Bus
 from berth_runtime.telemetry.tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,11 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         # is gone after the process died (queue.sql, reap_lost).
         tag = uuid.uuid4().hex[:8]
         pool = await open_pool(
-            settings.database_uri, settings.pool_max_size, f"berth-{role}", f"berth {tag}"
+            settings.database_uri,
+            settings.pool_max_size,
+            f"berth-{role}",
+            f"berth {tag}",
+            wait_timeout=settings.pool_timeout_seconds,
         )
         checkpointer = PooledPostgresSaver(pool)
         memory = BerthStore(pool, **_store_kwargs(config, embeddings))
@@ -109,7 +115,8 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
         # `api` processes claim nothing and fire no crons, but they too re-queue the runs of
         # dead workers: the more processes look, the sooner a lost run is picked up again.
         worker = Worker(rt, tag) if role in ("serve", "worker") else Worker(rt, tag, slots=0)
-        await worker.start(crons=role != "api", housekeeping=role != "api")
+        loops = [] if role == "api" else [("berth-crons", scheduler_loop)]
+        await worker.start(housekeeping=role != "api", loops=loops)
         app.state.worker = worker
         if role in ("serve", "worker"):
             start_sandboxes(config.sandbox, os.environ)
@@ -144,6 +151,8 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
     api_served = role in ("serve", "api")
     if api_served:
         from berth_runtime.api import agent_auth
+    # Inside the auth middleware (added before it): a stream counts against its user.
+    app.add_middleware(StreamsPerClient, limit=settings.max_streams_per_client)
     if config.auth is not None:
         from berth_runtime.auth.loader import load_auth
         from berth_runtime.auth.middleware import AuthMiddleware
@@ -158,6 +167,7 @@ def create_app(role: str, settings: Settings, config: BerthConfig) -> FastAPI:
     # Added last, so outermost: preflights and auth failures get CORS headers too.
     app.add_middleware(CORSMiddleware, **cors_options(config.http_cors, os.environ))
     install_error_handlers(app)
+    app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     install_openapi(app, custom_auth=config.auth is not None)
     app.include_router(system.router)
     if api_served:

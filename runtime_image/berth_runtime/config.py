@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """The configuration cannot be used; the message says what to fix."""
+# Re-exported: raised by everything that reads configuration.
+from berth_runtime.config_error import ConfigError as ConfigError
 
 
 @dataclass(frozen=True)
@@ -374,6 +373,10 @@ class Settings:
     pool_max_size: int = 20
     cron_interval_seconds: float = 5.0
     db_wait_seconds: float = 60.0
+    max_request_bytes: int = 32 * 1024 * 1024
+    pool_timeout_seconds: float = 30.0
+    max_pending_runs: int = 0
+    max_streams_per_client: int = 0
 
 
 def _env_num(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
@@ -429,4 +432,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         pool_max_size=int(_env_num(env, "LANGGRAPH_POSTGRES_POOL_MAX_SIZE", 20, 2)),
         cron_interval_seconds=_env_num(env, "CRON_SCHEDULER_SLEEP_TIME", 5.0, 0.05),
         db_wait_seconds=_env_num(env, "BERTH_DB_WAIT_SECONDS", 60.0),
+        max_request_bytes=int(_env_num(env, "BERTH_MAX_REQUEST_BYTES", 32 * 1024 * 1024, 1024)),
+        pool_timeout_seconds=_env_num(env, "BERTH_DB_POOL_TIMEOUT_SECONDS", 30.0, 0.1),
+        max_pending_runs=int(_env_num(env, "BERTH_MAX_PENDING_RUNS", 0, 0)),
+        max_streams_per_client=int(_env_num(env, "BERTH_MAX_STREAMS_PER_CLIENT", 0, 0)),
     )

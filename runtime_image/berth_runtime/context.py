@@ -10,10 +10,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg_pool import AsyncConnectionPool
 
+from berth_runtime.bus import Bus
 from berth_runtime.config import BerthConfig, Settings
+from berth_runtime.db.assistant_cache import AssistantCache
 from berth_runtime.graphs.loader import GraphRegistry
-from berth_runtime.queue.assistant_cache import AssistantCache
-from berth_runtime.streams.bus import Bus
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from berth_runtime.config import ConfigError
+from berth_runtime.config_error import ConfigError
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 PROVIDER_KEYS = frozenset(

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from berth_runtime.config import ConfigError
+from berth_runtime.config_error import ConfigError
 
 KEYS_ENV = "BERTH_AGENT_AUTH_KEYS"
 

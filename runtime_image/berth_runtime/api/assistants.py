@@ -12,14 +12,13 @@ from psycopg.types.json import Jsonb
 
 from berth_runtime.api.common import (
     count_rows,
-    default_assistant_id,
     json_response,
     order_by,
-    resolve_assistant,
     row_json,
     rt_of,
     search_page,
 )
+from berth_runtime.assistants import default_assistant_id, resolve_assistant
 from berth_runtime.auth.authorize import authorize, visible
 from berth_runtime.auth.filters import containment
 from berth_runtime.context import Runtime

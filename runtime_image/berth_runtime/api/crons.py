@@ -13,15 +13,9 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from berth_runtime.api.assistants import assistant_to_use
-from berth_runtime.api.common import (
-    count_rows,
-    json_response,
-    order_by,
-    parse_uuid,
-    rt_of,
-    search_page,
-)
+from berth_runtime.api.common import count_rows, json_response, order_by, rt_of, search_page
 from berth_runtime.api.threads import get_thread_row
+from berth_runtime.assistants import parse_uuid
 from berth_runtime.auth.authorize import authorize, visible
 from berth_runtime.auth.filters import containment
 from berth_runtime.crons.fire import payload_of, run_request

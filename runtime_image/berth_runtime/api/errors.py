@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import psycopg
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -57,6 +58,21 @@ def client_value_error(exc: BaseException) -> str | None:
     return None
 
 
+RETRY_AFTER_SECONDS = 5
+
+
+def dependency_unavailable(exc: BaseException) -> str | None:
+    """A message for a dependency that cannot be reached (Postgres down or restarting, the
+    pool out of connections, Redis unreachable), answered 503 with Retry-After: the client
+    may try again, nothing was half-done that it needs to know about."""
+    if isinstance(exc, psycopg.OperationalError):  # includes psycopg_pool.PoolTimeout
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"database unavailable, retry later: {first}"
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return f"redis unavailable, retry later: {exc}"
+    return None
+
+
 class CatchAll:
     """Turn a bug into a logged JSON 500 and keep the connection usable.
 
@@ -83,10 +99,16 @@ class CatchAll:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
             status, detail = 500, f"Internal server error: {type(exc).__name__}"
+            headers: list[tuple[bytes, bytes]] = []
             bad_value = client_value_error(exc)
+            down = dependency_unavailable(exc)
             if bad_value is not None:
                 status, detail = 422, bad_value
                 log.info("refused %s %s: %s", scope.get("method"), scope.get("path"), detail)
+            elif down is not None:
+                status, detail = 503, down
+                headers.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+                log.warning("%s %s: %s", scope.get("method"), scope.get("path"), detail)
             else:
                 log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
@@ -99,6 +121,7 @@ class CatchAll:
                     "headers": [
                         (b"content-type", b"application/json"),
                         (b"content-length", str(len(body)).encode()),
+                        *headers,
                     ],
                 }
             )

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from berth_runtime.api.assistants import assistant_to_use
-from berth_runtime.api.common import json_response, paging_headers, parse_uuid, row_json, rt_of
+from berth_runtime.api.common import json_response, paging_headers, row_json, rt_of
+from berth_runtime.assistants import parse_uuid
 from berth_runtime.auth.authorize import authorize, visible
 from berth_runtime.auth.ownership import stamp_owner
 from berth_runtime.context import Runtime

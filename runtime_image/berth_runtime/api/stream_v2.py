@@ -23,9 +23,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from berth_runtime.api.common import json_response, parse_uuid, rt_of
+from berth_runtime.api.common import json_response, rt_of
 from berth_runtime.api.runs import _create
 from berth_runtime.api.threads import create_thread, get_thread_row
+from berth_runtime.assistants import parse_uuid
 from berth_runtime.context import Runtime
 from berth_runtime.db import q
 from berth_runtime.models import Command, RunCreateStateful, ThreadCreate

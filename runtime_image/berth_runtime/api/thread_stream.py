@@ -15,8 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from berth_runtime.api.common import parse_uuid, rt_of
+from berth_runtime.api.common import rt_of
 from berth_runtime.api.threads import get_thread_row
+from berth_runtime.assistants import parse_uuid
 from berth_runtime.context import Runtime
 from berth_runtime.db import q
 from berth_runtime.serde import dumps_bytes

@@ -15,11 +15,11 @@ from berth_runtime.api.common import (
     count_rows,
     json_response,
     order_by,
-    parse_uuid,
     row_json,
     rt_of,
     search_page,
 )
+from berth_runtime.assistants import parse_uuid
 from berth_runtime.auth.authorize import authorize, visible
 from berth_runtime.auth.filters import containment
 from berth_runtime.context import Runtime

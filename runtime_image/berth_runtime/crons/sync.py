@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import HTTPException
 from pydantic import ValidationError
 
-from berth_runtime.api.common import resolve_assistant
+from berth_runtime.assistants import resolve_assistant
 from berth_runtime.context import Runtime
 from berth_runtime.crons.agentcron import (
     Problem,

@@ -16,9 +16,16 @@ set_json_dumps(dumps_bytes)
 
 
 async def open_pool(
-    uri: str, max_size: int, name: str, application_name: str | None = None
+    uri: str,
+    max_size: int,
+    name: str,
+    application_name: str | None = None,
+    wait_timeout: float = 30.0,
 ) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
-    """A dict-row, autocommit pool (LangGraph's saver and store need autocommit connections)."""
+    """A dict-row, autocommit pool (LangGraph's saver and store need autocommit connections).
+
+    `wait_timeout`: how long a caller waits for a connection before PoolTimeout (the API answers
+    503 then)."""
     kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
     if application_name:
         kwargs["application_name"] = application_name
@@ -30,6 +37,7 @@ async def open_pool(
         name=name,
         open=False,
         connection_class=AsyncConnection[DictRow],
+        timeout=wait_timeout,
     )
     await pool.open(wait=True, timeout=30)
     return pool

@@ -10,6 +10,7 @@ Used by the HTTP routes and by the cron scheduler alike.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 from fastapi import HTTPException
 from psycopg.rows import DictRow
 
-from berth_runtime.api.common import assistant_uuid, found_assistant, parse_uuid
+from berth_runtime.assistants import assistant_uuid, found_assistant, parse_uuid
 from berth_runtime.config import WebhookPolicy
 from berth_runtime.context import Runtime
 from berth_runtime.db import q
@@ -110,6 +111,33 @@ def _validate(body: _RunCreate, stateless: bool, policy: WebhookPolicy) -> None:
             raise HTTPException(422, reason)
 
 
+PENDING_COUNT_MAX_AGE = 0.5
+_pending_seen: dict[int, tuple[float, int]] = {}  # id(rt) -> (when counted, pending runs)
+
+
+async def _check_queue_depth(rt: Runtime) -> None:
+    """Shed new runs with 429 while the queue holds BERTH_MAX_PENDING_RUNS or more (0: no
+    limit). The count is read at most every half second per process, so a burst may pass
+    the limit by what arrives within that time."""
+    limit = rt.settings.max_pending_runs
+    if limit <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    when, pending = _pending_seen.get(id(rt), (-1.0, 0))
+    if loop.time() - when > PENDING_COUNT_MAX_AGE:
+        async with rt.pool.connection() as conn:
+            row = await q.fetchone(conn, "count_pending_runs")
+        pending = int(row["n"]) if row else 0
+        _pending_seen[id(rt)] = (loop.time(), pending)
+    if pending >= limit:
+        raise HTTPException(
+            429,
+            f"{pending} runs are waiting, the limit is {limit} (BERTH_MAX_PENDING_RUNS): "
+            "retry later",
+            headers={"Retry-After": "5"},
+        )
+
+
 async def create_run(
     rt: Runtime,
     body: _RunCreate,
@@ -121,6 +149,7 @@ async def create_run(
     second creation of the same run fails on the primary key instead of adding another."""
     stateless = thread_id is None
     _validate(body, stateless, rt.config.webhooks)
+    await _check_queue_depth(rt)
     aid = assistant_uuid(rt, body.assistant_id)
     plan = _Plan(
         body=body,

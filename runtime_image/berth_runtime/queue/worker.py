@@ -20,13 +20,13 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from berth_runtime.context import Runtime
-from berth_runtime.crons.scheduler import scheduler_loop
 from berth_runtime.db import q
 from berth_runtime.executor.run import Outcome, execute_run, thread_snapshot
 from berth_runtime.metrics import WorkerStats
@@ -73,10 +73,17 @@ class Worker:
 
     # lifecycle -------------------------------------------------------------------------------
 
-    async def start(self, crons: bool = True, housekeeping: bool = True) -> None:
-        """Claim runs (if the worker has slots), reap lost runs, fire crons.
+    async def start(
+        self,
+        housekeeping: bool = True,
+        loops: Sequence[tuple[str, Callable[[Runtime], Coroutine[Any, Any, None]]]] = (),
+    ) -> None:
+        """Claim runs (if the worker has slots), reap lost runs, and run `loops` (named
+        coroutines of the process, such as the cron scheduler's) until `stop`.
 
-        `crons=False, housekeeping=False`: only the reaper of lost runs (the `api` role).
+        `housekeeping=False` and no loops: only the reaper of lost runs (the `api` role).
+        The cron scheduler is handed in by the process (`app`), not imported here: it sits
+        above the queue (it creates runs through it).
         """
         if self.liveness is not None:
             await self.liveness.acquire()  # before the first claim
@@ -89,8 +96,8 @@ class Worker:
             self._loops.append(
                 asyncio.create_task(self._housekeeping_loop(), name="berth-housekeeping")
             )
-        if crons:
-            self._loops.append(asyncio.create_task(scheduler_loop(self.rt), name="berth-crons"))
+        for name, loop in loops:
+            self._loops.append(asyncio.create_task(loop(self.rt), name=name))
         log.info("worker %s started with %s slots", self.owner, self.slots)
 
     def _liveness_lost(self, key: int) -> None:

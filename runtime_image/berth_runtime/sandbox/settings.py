@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from berth_runtime.config import ConfigError
+from berth_runtime.config_error import ConfigError
 
 Scope = Literal["thread", "assistant"]
 SCOPES: tuple[Scope, ...] = ("thread", "assistant")

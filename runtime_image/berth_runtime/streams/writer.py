@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from berth_runtime.bus import Bus
 from berth_runtime.serde import dumps_bytes
-from berth_runtime.streams.bus import Bus
 
 MAX_PENDING = 2000
 

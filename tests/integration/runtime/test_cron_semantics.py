@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from berth_runtime import faults
-from berth_runtime.api.common import assistant_uuid
+from berth_runtime.assistants import assistant_uuid
+from berth_runtime.bus import Bus
 from berth_runtime.config import load_config, settings_from_env
 from berth_runtime.context import Runtime
 from berth_runtime.crons.agentcron import cron_row
@@ -34,7 +35,6 @@ from berth_runtime.crons.scheduler import (
 from berth_runtime.db import q
 from berth_runtime.db.pool import open_pool
 from berth_runtime.graphs.loader import GraphRegistry
-from berth_runtime.streams.bus import Bus
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph_sdk.client import LangGraphClient

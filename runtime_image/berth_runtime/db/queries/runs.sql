@@ -69,3 +69,7 @@ FROM run WHERE status = 'pending' AND available_at <= clock_timestamp();
 
 -- name: clock
 SELECT clock_timestamp() AS now;
+
+-- name: count_pending_runs
+-- The queue's depth, for BERTH_MAX_PENDING_RUNS (on the partial index run_pending).
+SELECT count(*) AS n FROM run WHERE status = 'pending';
