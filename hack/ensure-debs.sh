@@ -11,6 +11,9 @@ have_pg || pkgs+=(postgresql)
 have_redis || pkgs+=(redis-server)
 command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
 command -v iptables >/dev/null 2>&1 || pkgs+=(iptables)
+# promtool (checks and unit-tests the chart's PrometheusRule) ships in Debian's prometheus;
+# the server it also installs is never started (policy-rc.d below).
+command -v promtool >/dev/null 2>&1 || pkgs+=(prometheus)
 command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)
 # A Python an unprivileged user can run (the netns test's sandbox process runs as nobody).
 [ -x /usr/bin/python3 ] || pkgs+=(python3)

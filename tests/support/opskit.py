@@ -1,6 +1,6 @@
 """The chart's operations kit (docs/operations.md) as the tests see it: the chart rendered
 with every toggle on, the PrometheusRule's groups, the metric names the dashboard and the
-alerts use, and promtool (built from the Go module proxy by `hack/build-promtool.sh`)."""
+alerts use, and promtool (Debian's prometheus package, installed by hack/ensure-debs.sh)."""
 
 from __future__ import annotations
 
@@ -100,13 +100,10 @@ def used_metric_names() -> set[str]:
 
 
 def promtool_binary() -> str:
-    out = subprocess.run(
-        ["bash", str(REPO / "hack" / "build-promtool.sh")],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
+    found = shutil.which("promtool")
+    if found is None:
+        raise RuntimeError("promtool not found: `make install` installs Debian's prometheus")
+    return found
 
 
 def write_rules(path: Path, groups: list[dict[str, Any]]) -> Path:
