@@ -53,8 +53,12 @@ ERROR_DESCRIPTIONS = {
     "thread), does not exist or is not visible to the caller",
     "405": "The operation is not offered by this server",
     "409": "Conflict with the current state (the resource exists, the thread is busy, ...)",
+    "413": "The request body is over BERTH_MAX_REQUEST_BYTES",
     "422": "Invalid request: the body or a parameter does not match the schema, or holds a "
     "value that cannot be stored",
+    "429": "Shed: too many pending runs (BERTH_MAX_PENDING_RUNS) or open streams of this "
+    "client (BERTH_MAX_STREAMS_PER_CLIENT); retry after Retry-After",
+    "503": "Postgres or Redis unreachable; retry after Retry-After",
 }
 
 # Operations whose success is not `200 application/json`.
@@ -127,9 +131,11 @@ def error_codes(method: str, path: str, custom_auth: bool) -> list[str]:
     """The error statuses an operation can answer with."""
     if path in PUBLIC:
         return ["422"] if path != "/info" else []
-    codes = {"400", "404", "422"}
+    codes = {"400", "404", "422", "503"}
     if method != "get":
-        codes.add("409")
+        codes |= {"409", "413"}
+    if path.endswith("/stream") or (method == "post" and "/runs" in path):
+        codes.add("429")
     if custom_auth or path.startswith(AGENT_AUTH) or path.startswith("/a2a/"):
         codes |= {"401", "403"}
     if (method, path) in {
