@@ -17,10 +17,12 @@ This file is self-contained on purpose: servers load it by path (``./agent.py:gr
 import ast
 import importlib
 import importlib.util
+import json
 import operator
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -28,13 +30,15 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import (
     AIMessage,
+    AIMessageChunk,
     BaseMessage,
     HumanMessage,
     SystemMessage,
     ToolCall,
     ToolMessage,
 )
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool, ToolException, tool
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -264,7 +268,13 @@ def offline_reply(messages: Sequence[BaseMessage]) -> AIMessage:
 
 
 class OfflineSupportModel(BaseChatModel):
-    """A deterministic chat model so the example and its tests need no LLM and no network."""
+    """A deterministic chat model so the example and its tests need no LLM and no network.
+
+    Streamed (a server streaming the ``messages`` mode, a chat UI), it sends its answer a
+    word at a time, ``token_delay`` seconds apart (``AGENT_FAKE_TOKEN_DELAY``), like a real
+    model; a tool call comes whole, in one chunk."""
+
+    token_delay: float = 0.0
 
     @property
     def _llm_type(self) -> str:
@@ -288,6 +298,31 @@ class OfflineSupportModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=offline_reply(messages))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        # The base class reports each chunk to the callbacks (LangGraph's messages stream).
+        reply = offline_reply(messages)
+        if reply.tool_calls:
+            chunks = [
+                tool_call_chunk(
+                    name=call["name"], args=json.dumps(call["args"]), id=call["id"], index=i
+                )
+                for i, call in enumerate(reply.tool_calls)
+            ]
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))
+            return
+        words = reply.text.split(" ")
+        for i, word in enumerate(words):
+            if self.token_delay > 0:
+                time.sleep(self.token_delay)
+            token = word if i == len(words) - 1 else word + " "
+            yield ChatGenerationChunk(message=AIMessageChunk(content=token))
 
 
 # ---------------------------------------------------------------------------------------
@@ -362,7 +397,7 @@ def choose_provider(
 def load_model(env: Mapping[str, str] = os.environ) -> BaseChatModel:
     provider = choose_provider(env)
     if provider == "fake":
-        return OfflineSupportModel()
+        return OfflineSupportModel(token_delay=float(env.get("AGENT_FAKE_TOKEN_DELAY", "0")))
     spec = PROVIDERS[provider]
     chat_class = getattr(importlib.import_module(spec.module), spec.chat_class)
     model: BaseChatModel = chat_class(

@@ -245,3 +245,20 @@ def test_langgraph_json_points_at_the_compiled_graph() -> None:
     assert (AGENT_DIR / path).resolve() == Path(example.__file__).resolve()
     graph = getattr(example, variable)
     assert {"agent", "review", "tools"} <= set(graph.get_graph().nodes)
+
+
+def test_offline_model_streams_its_answer_a_word_at_a_time() -> None:
+    model = example.OfflineSupportModel()
+    turn = [
+        HumanMessage("Please refund order A-1002"),
+        AIMessage("", tool_calls=[{"name": "issue_refund", "args": {}, "id": "c1"}]),
+        ToolMessage("Refund RF-A-1002 issued", tool_call_id="c1", name="issue_refund"),
+    ]
+    tokens = [chunk.text for chunk in model.stream(turn) if chunk.text]
+    assert len(tokens) > 5
+    assert "".join(tokens) == model.invoke(turn).text
+    # a tool call comes whole, the same as from invoke
+    [call] = [c for c in model.stream([HumanMessage("Refund order A-1002")]) if c.tool_calls]
+    assert call.tool_calls == model.invoke([HumanMessage("Refund order A-1002")]).tool_calls
+    delayed = example.load_model({"AGENT_MODEL_PROVIDER": "fake", "AGENT_FAKE_TOKEN_DELAY": "0.01"})
+    assert isinstance(delayed, example.OfflineSupportModel) and delayed.token_delay == 0.01
