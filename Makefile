@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 PYTEST := $(BIN)/pytest -p no:cacheprovider
+BERTH_URL ?= http://127.0.0.1:2024
+BERTH_ASSISTANT ?= agent
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 5173
 
 .PHONY: help
 help: ## List every target with one line each
@@ -110,6 +114,12 @@ test-e2e: images node ## e2e tier: Berth's images on a real node, installed with
 .PHONY: demo
 demo: install controlplane images node ## Show Berth's main job: an agent answering langgraph-sdk locally, then from its Pod on a real node (helm install), then warm sandboxes
 	@$(PY) -m examples.demo
+
+.PHONY: ui
+ui: ## Serve the chat UI (tests/js/ui: LangGraph's React useStream, unchanged) for the Berth at BERTH_URL (default http://127.0.0.1:2024, `berth dev`), on UI_PORT (5173)
+	@bash hack/ensure-node.sh
+	@echo ">> chat UI for $(BERTH_URL) (assistant $(BERTH_ASSISTANT)): open http://$(UI_HOST):$(UI_PORT)/  (vite dev server; Ctrl-C stops it)"
+	@cd tests/js && BERTH_URL=$(BERTH_URL) BERTH_ASSISTANT=$(BERTH_ASSISTANT) node node_modules/vite/bin/vite.js --config vite.ui.config.js --host $(UI_HOST) --port $(UI_PORT) --strictPort
 
 .PHONY: bench
 bench: install controlplane images node ## Run the benchmarks under bench/ (prints ratios against peers)
