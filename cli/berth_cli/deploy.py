@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,6 +182,44 @@ def port_forward(
     with contextlib.suppress(KeyboardInterrupt):
         return subprocess.call(argv)
     return 0
+
+
+@contextlib.contextmanager
+def temporary_port_forward(
+    name: str, namespace: str, context: str | None, timeout: float = 30.0
+) -> Iterator[str]:
+    """A `kubectl port-forward` to the deployment's Service on a free local port for the
+    duration of a command; yields its URL once the port accepts connections."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise RuntimeError("reaching a deployment needs kubectl on PATH (or pass --url)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [kubectl, "-n", namespace, "port-forward", f"service/{name}", f"{port}:8000"]
+    if context:
+        argv[1:1] = ["--context", context]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
+                raise RuntimeError(f"kubectl port-forward to service/{name} failed: {err.strip()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"port-forward to service/{name} not ready after {timeout}s")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        if proc.poll() is None:
+            proc.kill()
 
 
 def status_table(ads: list[dict[str, Any]]) -> Table:

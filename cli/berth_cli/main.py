@@ -444,14 +444,47 @@ def delete(
         c.print(f"nothing to delete: no deployment {deploy_name!r} in namespace {ns}")
 
 
+LOCAL_DEV_URL = "http://127.0.0.1:2024"
+
+
 @cli.command()
 @click.option(
-    "--url", default="http://127.0.0.1:2024", show_default=True, help="The runtime's API."
+    "--url",
+    default=None,
+    help=f"The runtime's API. Default: the deployment through a temporary port-forward when "
+    f"--name, --namespace or --context is given, else `berth dev` at {LOCAL_DEV_URL}.",
 )
+@CONFIG_OPTION
+@NAME_OPTION
+@NAMESPACE_OPTION
+@CONTEXT_OPTION
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @OUTPUT_OPTION
-def threads(url: str, limit: int, output: str) -> None:
+def threads(
+    url: str | None,
+    config: Path | None,
+    name: str | None,
+    namespace: str | None,
+    context: str | None,
+    limit: int,
+    output: str,
+) -> None:
     """Recent threads with their status and latest run, from the runtime API."""
+    if url is not None or not (name or namespace or context):
+        _print_threads(url or LOCAL_DEV_URL, limit, output)
+        return
+    from berth_cli.deploy import temporary_port_forward
+
+    deploy_name = project_name(config, name)
+    ns = namespace or cluster_for(context).default_namespace
+    try:
+        with temporary_port_forward(deploy_name, ns, context) as forwarded:
+            _print_threads(forwarded, limit, output, f"{ns}/{deploy_name}")
+    except RuntimeError as e:
+        fail(str(e), 1)
+
+
+def _print_threads(url: str, limit: int, output: str, where: str | None = None) -> None:
     import json as _json
 
     from langgraph_sdk import get_sync_client
@@ -483,7 +516,7 @@ def threads(url: str, limit: int, output: str) -> None:
     if output == "json":
         click.echo(_json.dumps(rows, indent=2))
         return
-    table = Table(title=f"threads at {url}")
+    table = Table(title=f"threads of {where}" if where else f"threads at {url}")
     for col in ("THREAD", "STATUS", "UPDATED", "LAST RUN", "ASSISTANT", "RUN STATUS"):
         table.add_column(col)
     for r in rows:

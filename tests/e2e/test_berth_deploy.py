@@ -78,6 +78,10 @@ def test_the_example_agent_deploys_stays_put_rolls_and_is_deleted(e2e: E2E, tmp_
     with forward(e2e, namespace, name) as url:
         thread_id, answer = asyncio.run(ask(url, "agent", "Where is order A-1002?"))
     assert "milk frother" in answer
+    # `berth threads` finds it through a port-forward of its own.
+    listed = json.loads(berth(e2e, "threads", "--name", name, "-n", namespace, "-o", "json").stdout)
+    mine = [t for t in listed if t["thread_id"] == thread_id]
+    assert mine and mine[0]["last_run"]["status"] == "success", listed
 
     second = deploy(e2e, folder, name, namespace)
     assert second["changed"] == [] and second["pruned"] == [] and second["ready"] is True
