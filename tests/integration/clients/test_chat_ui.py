@@ -2,7 +2,7 @@
 
 The page is the React `useStream` hook of @langchain/langgraph-sdk with no Berth-specific
 code; the runtime serves the example agent (examples/agent) with its offline model, streaming
-a word every 100 ms. The test sends a message and watches the answer grow, approves the refund
+a word every 150 ms. The test sends a message and watches the answer grow, approves the refund
 interrupt, reloads and finds the thread with its history, each checked against what the
 runtime itself holds. It writes the screenshots of docs/ui.md (BERTH_UI_SCREENSHOTS=DIR).
 """
@@ -36,7 +36,7 @@ def berth(
         db,
         redis.uri,
         tmp_path_factory.mktemp("runtime"),
-        extra_env={"AGENT_MODEL_PROVIDER": "fake", "AGENT_FAKE_TOKEN_DELAY": "0.1"},
+        extra_env={"AGENT_MODEL_PROVIDER": "fake", "AGENT_FAKE_TOKEN_DELAY": "0.15"},
         config=REPO / "examples" / "agent" / "langgraph.json",
     )
     yield rp
