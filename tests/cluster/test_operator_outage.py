@@ -14,6 +14,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,107 @@ def test_the_operator_recovers_from_30_s_without_the_api_server(
         relay.restore()
         delete_all_agentdeployments(kubectl, namespace)
         op.stop()
+
+
+AGENTS = 100  # each makes several children: over 300 objects in all
+# The revision counts rollouts; the applied hash covers the namespace (compared apart).
+VOLATILE_ANNOTATIONS = ("deployment.kubernetes.io/revision", "berth.dev/applied-hash")
+
+
+def _end_state(kubectl: Kubectl, namespace: str) -> dict[str, str]:
+    """What the operator made in `namespace`, with what differs between two namespaces or two
+    runs by nature (uids, timestamps, versions, the namespace's name, owner uids) taken out."""
+    kinds = (
+        "deployments,statefulsets,services,configmaps,secrets,serviceaccounts,roles,"
+        "rolebindings,poddisruptionbudgets,horizontalpodautoscalers,networkpolicies"
+    )
+    out = kubectl(
+        "get", kinds, "-n", namespace, "-l", "berth.dev/agentdeployment", "-o", "json"
+    ).stdout
+    state: dict[str, str] = {}
+    for o in json.loads(out)["items"]:
+        meta = o["metadata"]
+        annotations = {
+            k: v
+            for k, v in (meta.get("annotations") or {}).items()
+            if k not in VOLATILE_ANNOTATIONS
+        }
+        content: Any = o.get("spec") if "spec" in o else sorted((o.get("data") or {}).keys())
+        if o["kind"] == "Service":
+            content = {k: v for k, v in o["spec"].items() if k not in ("clusterIP", "clusterIPs")}
+        if o["kind"] in ("Role", "RoleBinding"):
+            content = {
+                "rules": o.get("rules"),
+                "subjects": o.get("subjects"),
+                "ref": o.get("roleRef"),
+            }
+        text = json.dumps(
+            {"labels": meta.get("labels"), "annotations": annotations, "content": content},
+            sort_keys=True,
+        )
+        state[f"{o['kind']}/{meta['name']}"] = text.replace(namespace, "<ns>")
+    return state
+
+
+def _all_ready(kubectl: Kubectl, namespace: str) -> bool:
+    items = json.loads(kubectl("get", AGD, "-n", namespace, "-o", "json").stdout)["items"]
+    return len(items) == AGENTS and all(
+        (a.get("status") or {}).get("observedGeneration") == a["metadata"]["generation"]
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (a.get("status") or {}).get("conditions") or ()
+        )
+        for a in items
+    )
+
+
+def _reconcile_all(
+    kubectl: Kubectl, namespace: str, kube_env: dict[str, str], restarts: int
+) -> tuple[dict[str, str], float]:
+    """Apply AGENTS AgentDeployments and let an operator reconcile them, SIGKILLing and
+    restarting it `restarts` times on the way; the end state and the time to all Ready."""
+    external_secrets(kubectl, namespace)
+    apply(kubectl, namespace, *(agent(f"a{i:03d}") for i in range(AGENTS)))
+    started = time.monotonic()
+    op = start_operator(kube_env, namespace, "--standalone")
+    try:
+        for _ in range(restarts):
+            op.wait_for_log("reconciled", timeout=120)
+            time.sleep(2)  # mid-way through them
+            assert not _all_ready(kubectl, namespace), "finished before the restart"
+            op.proc.kill()
+            op.proc.wait()
+            op = start_operator(kube_env, namespace, "--standalone")
+        deadline = time.monotonic() + 600
+        while not _all_ready(kubectl, namespace):
+            assert time.monotonic() < deadline, op.log()[-3000:]
+            time.sleep(2)
+        took = time.monotonic() - started
+        time.sleep(4)  # a resync pass more: nothing may change any more
+        return _end_state(kubectl, namespace), took
+    finally:
+        delete_all_agentdeployments(kubectl, namespace)
+        op.stop()
+
+
+@pytest.mark.timeout(900)
+def test_deployments_through_two_operator_restarts_end_as_without(
+    berth_crds: None, kubectl: Kubectl, kube_env: dict[str, str]
+) -> None:
+    """The same AgentDeployments in two namespaces: one operator run straight through,
+    one SIGKILLed and restarted twice mid-way. Same objects, same content."""
+    names = [f"t-{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    for ns in names:
+        kubectl("create", "namespace", ns)
+    try:
+        calm, calm_s = _reconcile_all(kubectl, names[0], kube_env, restarts=0)
+        rough, rough_s = _reconcile_all(kubectl, names[1], kube_env, restarts=2)
+        print(f"{AGENTS} AgentDeployments Ready: {calm_s:.1f} s straight, {rough_s:.1f} s "
+              f"with two SIGKILLs; {len(calm)} child objects")  # fmt: skip
+        assert len(calm) >= 3 * AGENTS
+        assert rough.keys() == calm.keys()
+        differ = [k for k in calm if rough[k] != calm[k]]
+        assert differ == [], [(k, calm[k], rough[k]) for k in differ[:2]]
+    finally:
+        for ns in names:
+            kubectl("delete", "namespace", ns, "--wait=false", check=False)
