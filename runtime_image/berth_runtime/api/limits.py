@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from berth_runtime.serde import dumps_bytes
+
+DRAIN_BYTES = 1024 * 1024
+DRAIN_SECONDS = 5.0
 
 
 class RequestTooLarge(Exception):
@@ -26,22 +30,25 @@ class RequestSizeLimit:
             return
         for name, value in scope.get("headers") or ():
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                if int(value) <= DRAIN_BYTES:
+                    await self._drain(receive)
                 await self._refuse(send)
                 return
         seen = 0
         started = refused = False
+        more = True
 
         async def counting_receive() -> Message:
-            nonlocal seen, refused
+            nonlocal seen, refused, more
             message = await receive()
+            more = message["type"] == "http.request" and bool(message.get("more_body"))
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    # Answer now: the app may turn the error below into an answer of its own
-                    # (FastAPI's body parser does: 400), which tracking_send then drops.
-                    if not started and not refused:
-                        refused = True
-                        await self._refuse(send)
+                    # The app may turn the error below into an answer of its own (FastAPI's
+                    # body parser does: 400), which tracking_send drops; the 413 goes out
+                    # once the rest of the body has been read (see _drain).
+                    refused = refused or not started
                     raise RequestTooLarge
             return message
 
@@ -53,8 +60,26 @@ class RequestSizeLimit:
                 started = True
             await send(message)
 
-        with contextlib.suppress(RequestTooLarge):  # answered already
+        with contextlib.suppress(RequestTooLarge):  # answered below
             await self.app(scope, counting_receive, tracking_send)
+        if refused:
+            if more:
+                await self._drain(receive)
+            await self._refuse(send)
+
+    async def _drain(self, receive: Receive) -> None:
+        """Read (and drop) what the client is still sending, up to DRAIN_BYTES, before the
+        413 goes out: a client still writing when the answer comes and the connection closes
+        would see it reset instead of reading the 413."""
+        drained = 0
+        with contextlib.suppress(TimeoutError):
+            while drained < DRAIN_BYTES:
+                message = await asyncio.wait_for(receive(), DRAIN_SECONDS)
+                if message["type"] != "http.request":
+                    return
+                drained += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    return
 
     async def _refuse(self, send: Send) -> None:
         body = dumps_bytes(
