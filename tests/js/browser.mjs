@@ -2,43 +2,19 @@
 // Usage: node browser.mjs PAGE_URL API_URL   (PAGE_URL is served from another origin)
 // Prints one JSON line with what it saw and exits non-zero when a check fails.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { open } from "./chromium.mjs";
 
 const [pageUrl, apiUrl] = process.argv.slice(2);
 if (!pageUrl || !apiUrl) {
   console.error("usage: node browser.mjs PAGE_URL API_URL");
   process.exit(2);
 }
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const REPLY = Array.from({ length: 60 }, (_, i) => `w${i}`).join(" ");
 const TIMEOUT = 45_000;
 
-const profile = await mkdtemp(join(tmpdir(), "berth-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
-const problems = [];
+const { page, problems, close } = await open({ timeout: TIMEOUT });
 const rejoins = [];
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
-  page.on("console", (msg) => {
-    if (msg.type() === "error") problems.push(`console: ${msg.text()}`);
-  });
   page.on("request", (req) => {
     if (req.method() === "GET" && /\/runs\/[0-9a-f-]{36}\/stream/.test(req.url())) {
       rejoins.push({ url: req.url(), lastEventId: req.headers()["last-event-id"] ?? null });
@@ -114,6 +90,5 @@ try {
   console.log(JSON.stringify({ ok: false, error: String(err?.stack ?? err), problems, rejoins }));
   process.exitCode = 1;
 } finally {
-  await context.close();
-  await rm(profile, { recursive: true, force: true });
+  await close();
 }

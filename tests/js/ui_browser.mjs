@@ -4,17 +4,14 @@
 // Usage: node ui_browser.mjs PAGE_URL API_URL [SCREENSHOT_DIR]
 // Prints one JSON line with what it saw and exits non-zero when a check fails.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { open } from "./chromium.mjs";
 
 const [pageUrl, apiUrl, shots] = process.argv.slice(2);
 if (!pageUrl || !apiUrl) {
   console.error("usage: node ui_browser.mjs PAGE_URL API_URL [SCREENSHOT_DIR]");
   process.exit(2);
 }
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TIMEOUT = 45_000;
 const api = async (path) => {
   const res = await fetch(`${apiUrl}${path}`);
@@ -31,29 +28,11 @@ const shoot = async (page, name) => {
   if (shots) await page.screenshot({ path: join(shots, name) });
 };
 
-const profile = await mkdtemp(join(tmpdir(), "berth-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: CHROMIUM,
-  headless: true,
+const { page, problems, close } = await open({
+  timeout: TIMEOUT,
   viewport: { width: 1000, height: 560 },
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
 });
-const problems = [];
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.setDefaultTimeout(TIMEOUT);
-  page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
-  page.on("console", (msg) => {
-    if (msg.type() === "error") problems.push(`console: ${msg.text()}`);
-  });
   await page.goto(`${pageUrl}?${new URLSearchParams({ api: apiUrl, assistant: "agent" })}`);
 
   // 1. a question the agent answers with a tool (calculator), streamed word by word
@@ -135,6 +114,5 @@ try {
   console.log(JSON.stringify({ ok: false, error: String(err?.stack ?? err), problems }));
   process.exitCode = 1;
 } finally {
-  await context.close();
-  await rm(profile, { recursive: true, force: true });
+  await close();
 }
