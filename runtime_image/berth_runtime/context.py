@@ -28,3 +28,5 @@ class Runtime:
     role: str
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     assistants: AssistantCache = field(default_factory=AssistantCache)
+    # (loop time when counted, pending runs): BERTH_MAX_PENDING_RUNS reads it (queue.enqueue)
+    pending_seen: tuple[float, int] = (-1.0, 0)

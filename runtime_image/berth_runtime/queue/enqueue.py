@@ -112,7 +112,6 @@ def _validate(body: _RunCreate, stateless: bool, policy: WebhookPolicy) -> None:
 
 
 PENDING_COUNT_MAX_AGE = 0.5
-_pending_seen: dict[int, tuple[float, int]] = {}  # id(rt) -> (when counted, pending runs)
 
 
 async def _check_queue_depth(rt: Runtime) -> None:
@@ -123,12 +122,12 @@ async def _check_queue_depth(rt: Runtime) -> None:
     if limit <= 0:
         return
     loop = asyncio.get_running_loop()
-    when, pending = _pending_seen.get(id(rt), (-1.0, 0))
+    when, pending = rt.pending_seen
     if loop.time() - when > PENDING_COUNT_MAX_AGE:
         async with rt.pool.connection() as conn:
             row = await q.fetchone(conn, "count_pending_runs")
         pending = int(row["n"]) if row else 0
-        _pending_seen[id(rt)] = (loop.time(), pending)
+        rt.pending_seen = (loop.time(), pending)
     if pending >= limit:
         raise HTTPException(
             429,
