@@ -82,21 +82,25 @@ class RequestSizeLimit:
                     return
 
     async def _refuse(self, send: Send) -> None:
-        body = dumps_bytes(
-            {"detail": f"request body larger than {self.max_bytes} bytes (BERTH_MAX_REQUEST_BYTES)"}
-        )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"request body larger than {self.max_bytes} bytes (BERTH_MAX_REQUEST_BYTES)"
+        await _answer(send, 413, detail, (b"connection", b"close"))
+
+
+async def _answer(send: Send, status: int, detail: str, *headers: tuple[bytes, bytes]) -> None:
+    """A JSON `{"detail": ...}` answer sent straight from a middleware."""
+    body = dumps_bytes({"detail": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _client_key(scope: Scope) -> str:
@@ -124,24 +128,11 @@ class StreamsPerClient:
             return
         key = _client_key(scope)
         if self.open.get(key, 0) >= self.limit:
-            body = dumps_bytes(
-                {
-                    "detail": f"{self.limit} event streams are open for {key} already "
-                    "(BERTH_MAX_STREAMS_PER_CLIENT): close one or retry later"
-                }
+            detail = (
+                f"{self.limit} event streams are open for {key} already "
+                "(BERTH_MAX_STREAMS_PER_CLIENT): close one or retry later"
             )
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", b"5"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _answer(send, 429, detail, (b"retry-after", b"5"))
             return
         self.open[key] = self.open.get(key, 0) + 1
         try:
